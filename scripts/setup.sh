@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Set up a fresh Debian machine for Qora Edge: the cross toolchains and emulators the
+# tests use, then the Python package with its test extras (the C core compiles here).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# Debian packages: compilers for every target the core is proven on, and QEMU to run them.
+debs=(make gcc clang gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm qemu-system-misc
+      gcc-riscv64-unknown-elf picolibc-riscv64-unknown-elf gcc-xtensa-lx106)
+missing=()
+for p in "${debs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "setup: installing Debian packages: ${missing[*]}"
+  sudo_cmd=""; [ "$(id -u)" -eq 0 ] || sudo_cmd="sudo"
+  $sudo_cmd apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+# The package itself, editable so tests see the sources; CFFI compiles shared_c/ during this step.
+python3 -m pip install -q --disable-pip-version-check -e ".[test]"
+python3 -c "import qora, qora.native; print('setup: qora', qora.__version__, 'ready')"

@@ -1,0 +1,81 @@
+/*
+ * Qora Edge core — helpers shared by the aggregators (not public API).
+ */
+#ifndef QORA_INTERNAL_H
+#define QORA_INTERNAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "qora/aggregate.h"
+
+/* Columns handled per block by the coordinate-wise methods. Each block copies
+ * n x QORA_BLOCK_COLS values into scratch, so the block stays in L1 on a host
+ * and the scratch stays small on a microcontroller (8 columns x 20 clients =
+ * 640 bytes). Must be a multiple of 4 and at most 4096 (the deviation fast path
+ * sums at most 4096 squares below 2^52 in one uint64). */
+#ifndef QORA_BLOCK_COLS
+#define QORA_BLOCK_COLS 64
+#endif
+
+/* Columns per block of the Krum distance kernel: larger blocks amortise the
+ * per-pair reduction; n x QORA_KRUM_COLS values should fit in L2. */
+#ifndef QORA_KRUM_COLS
+#define QORA_KRUM_COLS 1024
+#endif
+
+#if QORA_BLOCK_COLS < 4 || QORA_BLOCK_COLS > 4096 || (QORA_BLOCK_COLS % 4) != 0
+#error "QORA_BLOCK_COLS must be a multiple of 4 in [4, 4096]"
+#endif
+#if QORA_KRUM_COLS < 4 || QORA_KRUM_COLS > 4096 || (QORA_KRUM_COLS % 4) != 0
+#error "QORA_KRUM_COLS must be a multiple of 4 in [4, 4096]"
+#endif
+
+/* Common argument checks for an n x d row-major matrix with a row stride. */
+qora_status qora__check_matrix(const void *x, size_t n, size_t d, size_t stride);
+
+/* Round a byte count up to a multiple of 8, so consecutive scratch regions keep
+ * the 8-byte alignment the caller guarantees for the scratch base. */
+size_t qora__pad8(size_t bytes);
+
+/* ---- selection networks ----------------------------------------------------
+ * A network is a list of comparators (lo, hi), lo < hi, stored as pairs of
+ * uint16. Applying it to n rows leaves every row position p holding a value
+ * that is correct for the positions the network was built for: Batcher's
+ * odd-even merge sort, pruned backwards so that comparators which cannot change
+ * the contents of the wanted classes are dropped. Classes are given by two cut
+ * points: positions [0, lo_cut), [lo_cut, hi_cut), [hi_cut, n) are three sets
+ * whose contents (not order) matter; a cut equal to another means an empty set.
+ * For the median pass cuts that isolate the middle positions.                */
+size_t qora__network_max(size_t n);
+size_t qora__network_build(uint16_t *pairs, uint8_t *labels, size_t n, size_t lo_cut,
+                           size_t hi_cut);
+
+void qora__network_apply_i32(const uint16_t *pairs, size_t count, int32_t *buf,
+                             size_t pitch, size_t w);
+#ifndef QORA_NO_F32
+void qora__network_apply_f32(const uint16_t *pairs, size_t count, float *buf,
+                             size_t pitch, size_t w);
+#endif
+
+/* Copy columns [j0, j0 + w) of n rows into buf, row pitch `pitch`. */
+void qora__gather_i32(const int32_t *x, size_t n, size_t stride, size_t j0, size_t w,
+                      int32_t *buf, size_t pitch);
+#ifndef QORA_NO_F32
+/* Same, returning nonzero if any copied value is NaN or +-Inf. */
+int qora__gather_f32(const float *x, size_t n, size_t stride, size_t j0, size_t w,
+                     float *buf, size_t pitch);
+
+/* double -> float without the undefined out-of-range conversion: clamps to
+ * +-FLT_MAX (only reachable by rounding at the very top of the range). */
+float qora__to_f32(double v);
+
+/* Nonzero if x is NaN or +-Inf (integer test on the bits, no libm). */
+int qora__nonfinite_f32(float x);
+#endif
+
+/* Scratch regions: the scratch base is 8-byte aligned (documented contract),
+ * every region size is padded with qora__pad8, so every region is aligned. */
+#define QORA__AT(base, offset) ((void *)((unsigned char *)(base) + (offset)))
+
+#endif /* QORA_INTERNAL_H */

@@ -1,0 +1,158 @@
+/*
+ * Qora Edge core — pruned selection networks, applied to blocks of columns.
+ *
+ * Why a network: a coordinate-wise trimmed mean or median needs, for every
+ * column, which values fall below, inside and above the kept range. A
+ * comparator network does the same compare-exchanges on every column, so one
+ * comparator is a branch-free min/max over a whole block of columns, which
+ * compilers turn into SIMD; a per-column sort or quickselect branches on data
+ * and cannot be vectorised.
+ *
+ * The network is Batcher's odd-even merge sort for the next power of two, with
+ * comparators that touch positions >= n removed (those positions would hold
+ * +Inf and never move), then pruned backwards: a comparator whose two outputs
+ * are never touched again and belong to the same class is dropped, because
+ * swapping two values inside one class changes no class's contents.
+ */
+#include "internal.h"
+
+#define LABEL_MIXED 3u
+
+/* Walk Batcher's network; store pairs when `pairs` is not NULL; return count. */
+static size_t batcher(uint16_t *pairs, size_t n)
+{
+    size_t count = 0;
+    size_t p;
+    size_t k;
+    size_t j;
+    size_t i;
+    for (p = 1; p < n; p <<= 1) {
+        for (k = p; k >= 1u; k >>= 1) {
+            for (j = k % p; j + k < n; j += 2u * k) {
+                for (i = 0; i < k && i + j + k < n; i++) {
+                    if ((i + j) / (2u * p) == (i + j + k) / (2u * p)) {
+                        if (pairs != NULL) {
+                            pairs[2u * count] = (uint16_t)(i + j);
+                            pairs[2u * count + 1u] = (uint16_t)(i + j + k);
+                        }
+                        count++;
+                    }
+                }
+            }
+        }
+    }
+    return count;
+}
+
+size_t qora__network_max(size_t n)
+{
+    return batcher(NULL, n);
+}
+
+size_t qora__network_build(uint16_t *pairs, uint8_t *labels, size_t n, size_t lo_cut,
+                           size_t hi_cut)
+{
+    size_t total = batcher(pairs, n);
+    size_t kept = 0;
+    size_t c;
+    size_t p;
+    for (p = 0; p < n; p++) {
+        labels[p] = (uint8_t)(p < lo_cut ? 0u : (p < hi_cut ? 1u : 2u));
+    }
+    /* Backwards: keep what can matter, compacting kept pairs towards the end. */
+    for (c = total; c-- > 0u;) {
+        uint16_t a = pairs[2u * c];
+        uint16_t b = pairs[2u * c + 1u];
+        if (labels[a] == labels[b] && labels[a] != LABEL_MIXED) {
+            continue;
+        }
+        labels[a] = (uint8_t)LABEL_MIXED;
+        labels[b] = (uint8_t)LABEL_MIXED;
+        kept++;
+        pairs[2u * (total - kept)] = a;
+        pairs[2u * (total - kept) + 1u] = b;
+    }
+    /* Move the kept pairs (in their original order) to the front. */
+    for (c = 0; c < kept; c++) {
+        pairs[2u * c] = pairs[2u * (total - kept + c)];
+        pairs[2u * c + 1u] = pairs[2u * (total - kept + c) + 1u];
+    }
+    return kept;
+}
+
+/* The fixed-width kernels let the compiler unroll and vectorise fully. */
+static void cmpx_i32_full(int32_t *restrict a, int32_t *restrict b)
+{
+    size_t l;
+    for (l = 0; l < QORA_BLOCK_COLS; l++) {
+        int32_t u = a[l];
+        int32_t v = b[l];
+        a[l] = u < v ? u : v;
+        b[l] = u < v ? v : u;
+    }
+}
+
+static void cmpx_i32(int32_t *restrict a, int32_t *restrict b, size_t w)
+{
+    size_t l;
+    for (l = 0; l < w; l++) {
+        int32_t u = a[l];
+        int32_t v = b[l];
+        a[l] = u < v ? u : v;
+        b[l] = u < v ? v : u;
+    }
+}
+
+void qora__network_apply_i32(const uint16_t *pairs, size_t count, int32_t *buf,
+                             size_t pitch, size_t w)
+{
+    size_t c;
+    if (w == QORA_BLOCK_COLS) {
+        for (c = 0; c < count; c++) {
+            cmpx_i32_full(buf + pairs[2u * c] * pitch, buf + pairs[2u * c + 1u] * pitch);
+        }
+        return;
+    }
+    for (c = 0; c < count; c++) {
+        cmpx_i32(buf + pairs[2u * c] * pitch, buf + pairs[2u * c + 1u] * pitch, w);
+    }
+}
+
+#ifndef QORA_NO_F32
+static void cmpx_f32_full(float *restrict a, float *restrict b)
+{
+    size_t l;
+    for (l = 0; l < QORA_BLOCK_COLS; l++) {
+        float u = a[l];
+        float v = b[l];
+        a[l] = u < v ? u : v;
+        b[l] = u < v ? v : u;
+    }
+}
+
+static void cmpx_f32(float *restrict a, float *restrict b, size_t w)
+{
+    size_t l;
+    for (l = 0; l < w; l++) {
+        float u = a[l];
+        float v = b[l];
+        a[l] = u < v ? u : v;
+        b[l] = u < v ? v : u;
+    }
+}
+
+void qora__network_apply_f32(const uint16_t *pairs, size_t count, float *buf, size_t pitch,
+                             size_t w)
+{
+    size_t c;
+    if (w == QORA_BLOCK_COLS) {
+        for (c = 0; c < count; c++) {
+            cmpx_f32_full(buf + pairs[2u * c] * pitch, buf + pairs[2u * c + 1u] * pitch);
+        }
+        return;
+    }
+    for (c = 0; c < count; c++) {
+        cmpx_f32(buf + pairs[2u * c] * pitch, buf + pairs[2u * c + 1u] * pitch, w);
+    }
+}
+#endif
