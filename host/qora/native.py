@@ -75,7 +75,7 @@ def _check_mode(mode: str) -> str:
 def _first_nonfinite(x: np.ndarray) -> str:
     bad = np.argwhere(~np.isfinite(x))[0]
     i, j = int(bad[0]), int(bad[1])
-    return f"Non-finite value {x[i, j]!r} in update {i} at [{j}]".replace("np.float32(", "").replace(")", "")
+    return f"Non-finite value {float(x[i, j])} in update {i} at [{j}]"
 
 
 def _as_matrix(x: object, mode: str) -> np.ndarray:
@@ -116,7 +116,9 @@ def to_q16(x: np.ndarray) -> tuple[np.ndarray, bool]:
     st = lib.qora_q16_from_f32_array(_ptr("float *", src), src.size, _ptr("int32_t *", out), bad, flags)
     if st == lib.QORA_ERR_NONFINITE:
         idx = np.unravel_index(int(bad[0]), src.shape)
-        raise InvalidInput(f"Non-finite value {float(src[idx])} at {list(map(int, idx))} cannot become Q16.16")
+        if src.ndim == 2:
+            raise InvalidInput(_first_nonfinite(src))
+        raise InvalidInput(f"Non-finite value {float(src[idx])} at {list(map(int, idx))}")
     _ensure(st)
     return out, bool(flags[0] & lib.QORA_FLAG_SATURATED)
 
@@ -135,7 +137,13 @@ def _ptr(ctype: str, a: np.ndarray, offset: int = 0):
     return ffi.cast(ctype, a.ctypes.data + offset * a.dtype.itemsize)
 
 
-def _ensure(status: int, what: str = "qora core") -> None:
+def _ensure(status: int, what: str = "qora core", x: np.ndarray | None = None) -> None:
+    """Raise for a C status; a non-finite input is located in x for the message.
+
+    The core finds NaN/Inf itself while it aggregates, so the Python side never
+    makes a separate pass over a large input just to check it."""
+    if status == lib.QORA_ERR_NONFINITE and x is not None and x.ndim == 2:
+        raise InvalidInput(_first_nonfinite(x))
     if status != lib.QORA_OK:
         msg = ffi.string(lib.qora_status_str(status)).decode()
         if status == lib.QORA_ERR_NONFINITE:
@@ -146,13 +154,7 @@ def _ensure(status: int, what: str = "qora core") -> None:
 def _prepare(x: np.ndarray, mode: str) -> tuple[np.ndarray, bool]:
     """Matrix in the core's element type, plus whether conversion saturated."""
     x = _as_matrix(x, _check_mode(mode))
-    if mode == "float32":
-        if not np.isfinite(x).all():
-            raise InvalidInput(_first_nonfinite(x))
-        return x, False
-    if x.dtype == np.float32:
-        if not np.isfinite(x).all():
-            raise InvalidInput(_first_nonfinite(x))
+    if mode == "q16_16" and x.dtype == np.float32:
         return to_q16(x)
     return x, False
 
@@ -232,7 +234,7 @@ def _coordinatewise(x: np.ndarray, mode: str, threads: int | None, size_fn, call
         st = call(_ptr(ctype, x, c0), n, w, stride, _ptr(ctype, out, c0),
                   _ptr("uint64_t *" if q16 else "double *", dev),
                   _ptr("void *", scratch), scratch.nbytes, flags)
-        _ensure(st)
+        _ensure(st, x=x)
         return dev, bool(flags[0] & lib.QORA_FLAG_SATURATED)
 
     parts = _run_parallel(_column_ranges(d, _threads_for(n, d, threads)), job)
@@ -356,7 +358,7 @@ def multi_krum(x: np.ndarray, f: int, m: int, *, mode: str = "float32",
         st = fn(_ptr(ctype, x), n, d, stride, f, m, _ptr(ctype, out),
                 _ptr("uint64_t *" if q16 else "double *", scores), _ptr("uint32_t *", selected),
                 _ptr(dev_ctype, dev), _ptr("void *", scratch), scratch.nbytes, flags)
-        _ensure(st, _name)
+        _ensure(st, _name, x)
         saturated = sat or bool(flags[0] & lib.QORA_FLAG_SATURATED)
         return _finish(mode, out, dev, saturated, scores, selected.astype(np.int64))
 
@@ -368,7 +370,7 @@ def multi_krum(x: np.ndarray, f: int, m: int, *, mode: str = "float32",
             st = lib.qora_sqdist_q16(_ptr(ctype, x, c0), n, c1 - c0, stride, _ptr("uint64_t *", dist), fl)
         else:
             st = lib.qora_sqdist_f32(_ptr(ctype, x, c0), n, c1 - c0, stride, _ptr("double *", dist))
-        _ensure(st, _name)
+        _ensure(st, _name, x)
         return dist, bool(fl[0] & lib.QORA_FLAG_SATURATED)
 
     parts = _run_parallel(ranges, dist_job)

@@ -11,7 +11,7 @@
 
 static size_t lanes_for(size_t d)
 {
-    return d < QORA_BLOCK_COLS ? d : QORA_BLOCK_COLS;
+    return d < QORA_FEDAVG_COLS ? d : QORA_FEDAVG_COLS;
 }
 
 size_t qora_fedavg_scratch_size(size_t n, size_t d)

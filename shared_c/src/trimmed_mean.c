@@ -90,7 +90,7 @@ qora_status qora_trimmed_mean_q16(const qora_q16_t *x, size_t n, size_t d, size_
         size_t w = d - j0 < bp.lanes ? d - j0 : bp.lanes;
         size_t r;
         size_t l;
-        qora__gather_i32(x, n, stride, j0, w, buf, bp.lanes);
+        qora__gather_i32(x, n, d, stride, j0, w, buf, bp.lanes);
         qora__network_apply_i32(bp.pairs, bp.count, buf, bp.lanes, w);
         for (l = 0; l < w; l++) {
             acc[l] = 0;
@@ -142,7 +142,7 @@ qora_status qora_trimmed_mean_f32(const float *x, size_t n, size_t d, size_t str
         size_t w = d - j0 < bp.lanes ? d - j0 : bp.lanes;
         size_t r;
         size_t l;
-        if (qora__gather_f32(x, n, stride, j0, w, buf, bp.lanes)) {
+        if (qora__gather_f32(x, n, d, stride, j0, w, buf, bp.lanes)) {
             return QORA_ERR_NONFINITE;
         }
         qora__network_apply_f32(bp.pairs, bp.count, buf, bp.lanes, w);
