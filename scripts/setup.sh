@@ -5,8 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # Debian packages: compilers for every target the core is proven on, and QEMU to run them.
-debs=(make gcc clang gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm qemu-system-misc
-      gcc-riscv64-unknown-elf picolibc-riscv64-unknown-elf gcc-xtensa-lx106)
+debs=(make gcc clang libclang-rt-14-dev gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm qemu-system-misc
+      gcc-riscv64-unknown-elf picolibc-riscv64-unknown-elf gcc-xtensa-lx106 binutils-xtensa-lx106)
 missing=()
 for p in "${debs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
