@@ -25,21 +25,24 @@ size_t qora__pad8(size_t bytes)
     return (bytes + 7u) & ~(size_t)7u;
 }
 
-void qora__gather_i32(const int32_t *x, size_t n, size_t d, size_t stride, size_t j0,
-                      size_t w, int32_t *buf, size_t pitch)
+void qora__gather_keys_i32(const int32_t *x, size_t n, size_t d, size_t stride, size_t j0,
+                           size_t w, uint32_t *buf, size_t pitch)
 {
     /* Fetch each row's next block while copying this one: a hundred short
      * strided runs are too many streams for hardware prefetchers. Only blocks
      * inside the row are named, so no pointer leaves the array. */
     int ahead = j0 + 2u * w <= d;
     size_t i;
+    size_t l;
     for (i = 0; i < n; i++) {
         const int32_t *src = x + i * stride + j0;
-        size_t t;
-        for (t = 0; ahead && t < w; t += 16u) {
-            QORA__PREFETCH(src + w + t);
+        uint32_t *dst = buf + i * pitch;
+        for (l = 0; ahead && l < w; l += 16u) {
+            QORA__PREFETCH(src + w + l);
         }
-        memcpy(buf + i * pitch, src, w * sizeof *buf);
+        for (l = 0; l < w; l++) {
+            dst[l] = (uint32_t)src[l] ^ 0x80000000u;
+        }
     }
 }
 
@@ -51,35 +54,31 @@ int qora__nonfinite_f32(float x)
     return (u & 0x7f800000u) == 0x7f800000u;
 }
 
-int qora__gather_f32(const float *x, size_t n, size_t d, size_t stride, size_t j0,
-                     size_t w, float *buf, size_t pitch)
+int qora__gather_keys_f32(const float *x, size_t n, size_t d, size_t stride, size_t j0,
+                          size_t w, uint32_t *buf, size_t pitch)
 {
-    /* x * 0 is 0 for finite x and NaN for NaN or Inf, so one NaN test per
-     * block finds any non-finite value. One probe per lane keeps the loop free
-     * of a serial dependency, so it vectorises. */
-    float probe[QORA_BLOCK_COLS];
+    /* An all-ones exponent (NaN, Inf) carries into bit 31 when 2^23 is added
+     * to the exponent field; OR-ing that over the block finds any of them
+     * without a branch per value. */
+    uint32_t bad = 0;
+    int ahead = j0 + 2u * w <= d;
     size_t i;
     size_t l;
-    int bad = 0;
-    int ahead = j0 + 2u * w <= d;
-    for (l = 0; l < w; l++) {
-        probe[l] = 0.0f;
-    }
     for (i = 0; i < n; i++) {
         const float *src = x + i * stride + j0;
-        float *dst = buf + i * pitch;
+        uint32_t *dst = buf + i * pitch;
         for (l = 0; ahead && l < w; l += 16u) {
-            QORA__PREFETCH(src + w + l); /* see qora__gather_i32 */
+            QORA__PREFETCH(src + w + l); /* see qora__gather_keys_i32 */
         }
+        memcpy(dst, src, w * sizeof *dst);
         for (l = 0; l < w; l++) {
-            dst[l] = src[l];
-            probe[l] += src[l] * 0.0f;
+            uint32_t u = dst[l];
+            uint32_t flip = (0u - (u >> 31)) | 0x80000000u;
+            bad |= (u & 0x7f800000u) + 0x00800000u;
+            dst[l] = u ^ flip;
         }
     }
-    for (l = 0; l < w; l++) {
-        bad |= probe[l] != probe[l];
-    }
-    return bad;
+    return (bad & 0x80000000u) != 0u;
 }
 
 float qora__to_f32(double v)

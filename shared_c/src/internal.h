@@ -6,6 +6,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "qora/aggregate.h"
 
@@ -66,21 +67,33 @@ size_t qora__network_max(size_t n);
 size_t qora__network_build(uint16_t *pairs, uint8_t *labels, size_t n, size_t lo_cut,
                            size_t hi_cut);
 
-void qora__network_apply_i32(const uint16_t *pairs, size_t count, int32_t *buf,
-                             size_t pitch, size_t w);
-#ifndef QORA_NO_F32
-void qora__network_apply_f32(const uint16_t *pairs, size_t count, float *buf,
-                             size_t pitch, size_t w);
-#endif
+/* Sort-network pass over a block of uint32 keys (n rows, row pitch `pitch`,
+ * w lanes used). */
+void qora__network_apply(const uint16_t *pairs, size_t count, uint32_t *buf, size_t pitch,
+                         size_t w);
 
-/* Copy columns [j0, j0 + w) of n rows (d columns each) into buf, row pitch
- * `pitch`, prefetching the next block. */
-void qora__gather_i32(const int32_t *x, size_t n, size_t d, size_t stride, size_t j0,
-                      size_t w, int32_t *buf, size_t pitch);
+/* Copy columns [j0, j0 + w) of n rows (d columns each) into buf as uint32 keys
+ * whose unsigned order is the values' order (row pitch `pitch`), prefetching
+ * the next block.
+ *   Q16.16: key = v XOR 2^31, so v = key - 2^31.
+ *   float32: key = bits with the sign bit set for v >= 0 and all bits flipped
+ *   for v < 0 (-0.0 sorts just below +0.0; no NaN gets here). Returns nonzero
+ *   if a value is NaN or +-Inf. */
+void qora__gather_keys_i32(const int32_t *x, size_t n, size_t d, size_t stride, size_t j0,
+                           size_t w, uint32_t *buf, size_t pitch);
 #ifndef QORA_NO_F32
-/* Same, returning nonzero if any copied value is NaN or +-Inf. */
-int qora__gather_f32(const float *x, size_t n, size_t d, size_t stride, size_t j0,
-                     size_t w, float *buf, size_t pitch);
+int qora__gather_keys_f32(const float *x, size_t n, size_t d, size_t stride, size_t j0,
+                          size_t w, uint32_t *buf, size_t pitch);
+
+/* The float a float32 key stands for (inline: it sits in vectorised loops). */
+static inline float qora__key_to_f32(uint32_t key)
+{
+    uint32_t flip = ((key >> 31) - 1u) | 0x80000000u;
+    uint32_t u = key ^ flip;
+    float v;
+    memcpy(&v, &u, sizeof v);
+    return v;
+}
 
 /* double -> float without the undefined out-of-range conversion: clamps to
  * +-FLT_MAX (only reachable by rounding at the very top of the range). */

@@ -84,6 +84,32 @@ static uint64_t pair_narrow_q16(const int32_t *a, const int32_t *b, size_t w)
     return s;
 }
 
+/* One row against four: row a is read once for four distances. */
+static void pair4_narrow_q16(const int32_t *a, const int32_t *const b[4], size_t w,
+                             uint64_t s[4])
+{
+    uint64_t s0 = 0;
+    uint64_t s1 = 0;
+    uint64_t s2 = 0;
+    uint64_t s3 = 0;
+    size_t t;
+    for (t = 0; t < w; t++) {
+        int32_t av = a[t];
+        int32_t d0 = av - b[0][t];
+        int32_t d1 = av - b[1][t];
+        int32_t d2 = av - b[2][t];
+        int32_t d3 = av - b[3][t];
+        s0 += (uint64_t)((int64_t)d0 * d0);
+        s1 += (uint64_t)((int64_t)d1 * d1);
+        s2 += (uint64_t)((int64_t)d2 * d2);
+        s3 += (uint64_t)((int64_t)d3 * d3);
+    }
+    s[0] = s0;
+    s[1] = s1;
+    s[2] = s2;
+    s[3] = s3;
+}
+
 static uint64_t pair_wide_q16(const int32_t *a, const int32_t *b, size_t w, uint32_t *flags)
 {
     uint64_t s = 0;
@@ -95,6 +121,14 @@ static uint64_t pair_wide_q16(const int32_t *a, const int32_t *b, size_t w, uint
         s = qora_sat_add_u64(s, (uint64_t)dd * dd, flags);
     }
     return s;
+}
+
+static void add_pair_u64(uint64_t *dist, size_t n, size_t i, size_t j, uint64_t s,
+                         uint32_t *flags)
+{
+    uint64_t total = qora_sat_add_u64(dist[i * n + j], s, flags);
+    dist[i * n + j] = total;
+    dist[j * n + i] = total;
 }
 
 qora_status qora_sqdist_q16(const qora_q16_t *x, size_t n, size_t d, size_t stride,
@@ -115,12 +149,23 @@ qora_status qora_sqdist_q16(const qora_q16_t *x, size_t n, size_t d, size_t stri
         size_t j;
         for (i = 0; i < n; i++) {
             const int32_t *a = x + i * stride + j0;
-            for (j = i + 1u; j < n; j++) {
+            j = i + 1u;
+            for (; !wide && j + 4u <= n; j += 4u) {
+                const int32_t *b[4];
+                uint64_t s[4];
+                size_t q;
+                for (q = 0; q < 4u; q++) {
+                    b[q] = x + (j + q) * stride + j0;
+                }
+                pair4_narrow_q16(a, b, w, s);
+                for (q = 0; q < 4u; q++) {
+                    add_pair_u64(dist, n, i, j + q, s[q], flags);
+                }
+            }
+            for (; j < n; j++) {
                 const int32_t *b = x + j * stride + j0;
                 uint64_t s = wide ? pair_wide_q16(a, b, w, flags) : pair_narrow_q16(a, b, w);
-                uint64_t total = qora_sat_add_u64(dist[i * n + j], s, flags);
-                dist[i * n + j] = total;
-                dist[j * n + i] = total;
+                add_pair_u64(dist, n, i, j, s, flags);
             }
         }
     }
@@ -128,36 +173,59 @@ qora_status qora_sqdist_q16(const qora_q16_t *x, size_t n, size_t d, size_t stri
 }
 
 #ifndef QORA_NO_F32
-static double pair_f32(const float *a, const float *b, size_t w)
+/* Squared distance in double, for pairs whose float sum overflowed. */
+static double pair_f64(const float *a, const float *b, size_t w)
 {
-    float part[LANES];
     double s = 0.0;
+    size_t t;
+    for (t = 0; t < w; t++) {
+        double diff = (double)a[t] - (double)b[t];
+        s += diff * diff;
+    }
+    return s;
+}
+
+/* One row against four, LANES partial sums each: row a is read once for four
+ * distances and the sums have no serial dependency, so the loop vectorises. */
+static void pair4_f32(const float *a, const float *const b[4], size_t w, double s[4])
+{
+    float p[4][LANES];
     size_t t = 0;
     size_t l;
-    for (l = 0; l < LANES; l++) {
-        part[l] = 0.0f;
+    size_t q;
+    for (q = 0; q < 4u; q++) {
+        for (l = 0; l < LANES; l++) {
+            p[q][l] = 0.0f;
+        }
     }
     for (; t + LANES <= w; t += LANES) {
         for (l = 0; l < LANES; l++) {
-            float diff = a[t + l] - b[t + l];
-            part[l] += diff * diff;
+            float av = a[t + l];
+            float d0 = av - b[0][t + l];
+            float d1 = av - b[1][t + l];
+            float d2 = av - b[2][t + l];
+            float d3 = av - b[3][t + l];
+            p[0][l] += d0 * d0;
+            p[1][l] += d1 * d1;
+            p[2][l] += d2 * d2;
+            p[3][l] += d3 * d3;
         }
     }
-    for (l = 0; l < LANES; l++) {
-        s += (double)part[l];
-    }
-    for (; t < w; t++) {
-        float diff = a[t] - b[t];
-        s += (double)(diff * diff);
-    }
-    if (s - s != 0.0) { /* overflowed in float (or non-finite input): redo wide */
-        s = 0.0;
-        for (t = 0; t < w; t++) {
-            double diff = (double)a[t] - (double)b[t];
-            s += diff * diff;
+    for (q = 0; q < 4u; q++) {
+        double sum = 0.0;
+        size_t u;
+        for (l = 0; l < LANES; l++) {
+            sum += (double)p[q][l];
         }
+        for (u = t; u < w; u++) {
+            float diff = a[u] - b[q][u];
+            sum += (double)(diff * diff);
+        }
+        if (sum - sum != 0.0) { /* overflowed in float, or non-finite input */
+            sum = pair_f64(a, b[q], w);
+        }
+        s[q] = sum;
     }
-    return s;
 }
 
 qora_status qora_sqdist_f32(const float *x, size_t n, size_t d, size_t stride, double *dist)
@@ -176,13 +244,22 @@ qora_status qora_sqdist_f32(const float *x, size_t n, size_t d, size_t stride, d
         size_t j;
         for (i = 0; i < n; i++) {
             const float *a = x + i * stride + j0;
-            for (j = i + 1u; j < n; j++) {
-                double s = pair_f32(a, x + j * stride + j0, w);
-                if (s - s != 0.0) {
-                    return QORA_ERR_NONFINITE;
+            /* pad the last tile with row a itself (distance 0, discarded) */
+            for (j = i + 1u; j < n; j += 4u) {
+                const float *b[4];
+                double s[4];
+                size_t q;
+                for (q = 0; q < 4u; q++) {
+                    b[q] = j + q < n ? x + (j + q) * stride + j0 : a;
                 }
-                dist[i * n + j] += s;
-                dist[j * n + i] += s;
+                pair4_f32(a, b, w, s);
+                for (q = 0; q < 4u && j + q < n; q++) {
+                    if (s[q] - s[q] != 0.0) {
+                        return QORA_ERR_NONFINITE;
+                    }
+                    dist[i * n + j + q] += s[q];
+                    dist[(j + q) * n + i] += s[q];
+                }
             }
         }
     }

@@ -80,79 +80,47 @@ size_t qora__network_build(uint16_t *pairs, uint8_t *labels, size_t n, size_t lo
     return kept;
 }
 
-/* The fixed-width kernels let the compiler unroll and vectorise fully. */
-static void cmpx_i32_full(int32_t *restrict a, int32_t *restrict b)
+/* The network runs on uint32 keys whose unsigned order is the order of the
+ * values (qora__gather_* make them), so one min/max kernel serves Q16.16 and
+ * float32. lo/hi are computed first and both stored unconditionally: written
+ * as "a = min(a, b)" compilers turn the store into a masked, branchy one. */
+static void cmpx_full(uint32_t *restrict a, uint32_t *restrict b)
 {
     size_t l;
     for (l = 0; l < QORA_BLOCK_COLS; l++) {
-        int32_t u = a[l];
-        int32_t v = b[l];
-        a[l] = u < v ? u : v;
-        b[l] = u < v ? v : u;
+        uint32_t u = a[l];
+        uint32_t v = b[l];
+        uint32_t lo = u < v ? u : v;
+        uint32_t hi = u < v ? v : u;
+        a[l] = lo;
+        b[l] = hi;
     }
 }
 
-static void cmpx_i32(int32_t *restrict a, int32_t *restrict b, size_t w)
+static void cmpx(uint32_t *restrict a, uint32_t *restrict b, size_t w)
 {
     size_t l;
     for (l = 0; l < w; l++) {
-        int32_t u = a[l];
-        int32_t v = b[l];
-        a[l] = u < v ? u : v;
-        b[l] = u < v ? v : u;
+        uint32_t u = a[l];
+        uint32_t v = b[l];
+        uint32_t lo = u < v ? u : v;
+        uint32_t hi = u < v ? v : u;
+        a[l] = lo;
+        b[l] = hi;
     }
 }
 
-void qora__network_apply_i32(const uint16_t *pairs, size_t count, int32_t *buf,
-                             size_t pitch, size_t w)
+void qora__network_apply(const uint16_t *pairs, size_t count, uint32_t *buf, size_t pitch,
+                         size_t w)
 {
     size_t c;
     if (w == QORA_BLOCK_COLS) {
         for (c = 0; c < count; c++) {
-            cmpx_i32_full(buf + pairs[2u * c] * pitch, buf + pairs[2u * c + 1u] * pitch);
+            cmpx_full(buf + pairs[2u * c] * pitch, buf + pairs[2u * c + 1u] * pitch);
         }
         return;
     }
     for (c = 0; c < count; c++) {
-        cmpx_i32(buf + pairs[2u * c] * pitch, buf + pairs[2u * c + 1u] * pitch, w);
+        cmpx(buf + pairs[2u * c] * pitch, buf + pairs[2u * c + 1u] * pitch, w);
     }
 }
-
-#ifndef QORA_NO_F32
-static void cmpx_f32_full(float *restrict a, float *restrict b)
-{
-    size_t l;
-    for (l = 0; l < QORA_BLOCK_COLS; l++) {
-        float u = a[l];
-        float v = b[l];
-        a[l] = u < v ? u : v;
-        b[l] = u < v ? v : u;
-    }
-}
-
-static void cmpx_f32(float *restrict a, float *restrict b, size_t w)
-{
-    size_t l;
-    for (l = 0; l < w; l++) {
-        float u = a[l];
-        float v = b[l];
-        a[l] = u < v ? u : v;
-        b[l] = u < v ? v : u;
-    }
-}
-
-void qora__network_apply_f32(const uint16_t *pairs, size_t count, float *buf, size_t pitch,
-                             size_t w)
-{
-    size_t c;
-    if (w == QORA_BLOCK_COLS) {
-        for (c = 0; c < count; c++) {
-            cmpx_f32_full(buf + pairs[2u * c] * pitch, buf + pairs[2u * c + 1u] * pitch);
-        }
-        return;
-    }
-    for (c = 0; c < count; c++) {
-        cmpx_f32(buf + pairs[2u * c] * pitch, buf + pairs[2u * c + 1u] * pitch, w);
-    }
-}
-#endif

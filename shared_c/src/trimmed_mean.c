@@ -77,29 +77,31 @@ qora_status qora_trimmed_mean_q16(const qora_q16_t *x, size_t n, size_t d, size_
 {
     block_plan bp;
     int64_t *acc;
-    int32_t *buf;
+    uint32_t *buf;
     size_t j0;
     size_t keep = n - 2u * k;
+    /* keys are values + 2^31: take keep * 2^31 off the sum of keys */
+    int64_t bias = (int64_t)keep * 2147483648;
     qora_status st = plan(x, n, d, stride, k, out, scratch, scratch_size, &bp);
     if (st != QORA_OK) {
         return st;
     }
     acc = (int64_t *)bp.acc;
-    buf = (int32_t *)bp.buf;
+    buf = (uint32_t *)bp.buf;
     for (j0 = 0; j0 < d; j0 += bp.lanes) {
         size_t w = d - j0 < bp.lanes ? d - j0 : bp.lanes;
         size_t r;
         size_t l;
-        qora__gather_i32(x, n, d, stride, j0, w, buf, bp.lanes);
-        qora__network_apply_i32(bp.pairs, bp.count, buf, bp.lanes, w);
+        qora__gather_keys_i32(x, n, d, stride, j0, w, buf, bp.lanes);
+        qora__network_apply(bp.pairs, bp.count, buf, bp.lanes, w);
         for (l = 0; l < w; l++) {
-            acc[l] = 0;
+            acc[l] = -bias;
         }
-        /* at most 65535 values of |v| <= 2^31: the int64 sum is exact */
+        /* at most 65535 keys below 2^32: the int64 sum is exact */
         for (r = k; r < n - k; r++) {
-            const int32_t *row = buf + r * bp.lanes;
+            const uint32_t *row = buf + r * bp.lanes;
             for (l = 0; l < w; l++) {
-                acc[l] += row[l];
+                acc[l] += (int64_t)row[l];
             }
         }
         for (l = 0; l < w; l++) {
@@ -128,7 +130,7 @@ qora_status qora_trimmed_mean_f32(const float *x, size_t n, size_t d, size_t str
 {
     block_plan bp;
     double *acc;
-    float *buf;
+    uint32_t *buf;
     size_t j0;
     double keep = (double)(n - 2u * k);
     qora_status st = plan(x, n, d, stride, k, out, scratch, scratch_size, &bp);
@@ -137,22 +139,22 @@ qora_status qora_trimmed_mean_f32(const float *x, size_t n, size_t d, size_t str
         return st;
     }
     acc = (double *)bp.acc;
-    buf = (float *)bp.buf;
+    buf = (uint32_t *)bp.buf;
     for (j0 = 0; j0 < d; j0 += bp.lanes) {
         size_t w = d - j0 < bp.lanes ? d - j0 : bp.lanes;
         size_t r;
         size_t l;
-        if (qora__gather_f32(x, n, d, stride, j0, w, buf, bp.lanes)) {
+        if (qora__gather_keys_f32(x, n, d, stride, j0, w, buf, bp.lanes)) {
             return QORA_ERR_NONFINITE;
         }
-        qora__network_apply_f32(bp.pairs, bp.count, buf, bp.lanes, w);
+        qora__network_apply(bp.pairs, bp.count, buf, bp.lanes, w);
         for (l = 0; l < w; l++) {
             acc[l] = 0.0;
         }
         for (r = k; r < n - k; r++) {
-            const float *row = buf + r * bp.lanes;
+            const uint32_t *row = buf + r * bp.lanes;
             for (l = 0; l < w; l++) {
-                acc[l] += (double)row[l];
+                acc[l] += (double)qora__key_to_f32(row[l]);
             }
         }
         for (l = 0; l < w; l++) {
