@@ -59,6 +59,7 @@ qora_status qora_fedavg_q16(const qora_q16_t *x, size_t n, size_t d, size_t stri
         return QORA_ERR_WEIGHTS;
     }
     exact = total <= ((uint64_t)1 << 32);
+    (void)exact;
     for (j0 = 0; j0 < d; j0 += lanes) {
         size_t w = d - j0 < lanes ? d - j0 : lanes;
         size_t l;
@@ -68,14 +69,16 @@ qora_status qora_fedavg_q16(const qora_q16_t *x, size_t n, size_t d, size_t stri
         for (i = 0; i < n; i++) {
             const int32_t *row = x + i * stride + j0;
             int64_t wi = weights != NULL ? (int64_t)weights[i] : 1;
+#ifndef QORA_SMALL
             if (exact) {
                 for (l = 0; l < w; l++) {
                     acc[l] += wi * row[l];
                 }
-            } else {
-                for (l = 0; l < w; l++) {
-                    acc[l] = qora_sat_add_i64(acc[l], wi * row[l], flags);
-                }
+                continue;
+            }
+#endif
+            for (l = 0; l < w; l++) {
+                acc[l] = qora_sat_add_i64(acc[l], wi * row[l], flags);
             }
         }
         for (l = 0; l < w; l++) {

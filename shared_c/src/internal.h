@@ -32,6 +32,14 @@
 #define QORA_FEDAVG_COLS 2048
 #endif
 
+/* QORA_SMALL: choose the smaller code where speed and size disagree (one
+ * accumulation loop instead of a checked and an unchecked one, no unrolled
+ * tiles). On by default when the compiler optimises for size (-Os). Results
+ * are identical either way. */
+#if !defined(QORA_SMALL) && defined(__OPTIMIZE_SIZE__)
+#define QORA_SMALL 1
+#endif
+
 /* Hint that memory will be read soon (no effect on results). Compilers without
  * the builtin get nothing. */
 #if defined(__GNUC__) || defined(__clang__)
@@ -88,11 +96,14 @@ int qora__gather_keys_f32(const float *x, size_t n, size_t d, size_t stride, siz
 /* The float a float32 key stands for (inline: it sits in vectorised loops). */
 static inline float qora__key_to_f32(uint32_t key)
 {
-    uint32_t flip = ((key >> 31) - 1u) | 0x80000000u;
-    uint32_t u = key ^ flip;
-    float v;
-    memcpy(&v, &u, sizeof v);
-    return v;
+    /* A union, not memcpy: with -ffreestanding memcpy is a real call. Reading
+     * the other member reinterprets the bytes (C99 6.5.2.3, footnote 82). */
+    union {
+        uint32_t u;
+        float f;
+    } pun;
+    pun.u = key ^ (((key >> 31) - 1u) | 0x80000000u);
+    return pun.f;
 }
 
 /* double -> float without the undefined out-of-range conversion: clamps to

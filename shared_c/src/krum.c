@@ -84,6 +84,7 @@ static uint64_t pair_narrow_q16(const int32_t *a, const int32_t *b, size_t w)
     return s;
 }
 
+#ifndef QORA_SMALL
 /* One row against four: row a is read once for four distances. */
 static void pair4_narrow_q16(const int32_t *a, const int32_t *const b[4], size_t w,
                              uint64_t s[4])
@@ -109,6 +110,7 @@ static void pair4_narrow_q16(const int32_t *a, const int32_t *const b[4], size_t
     s[2] = s2;
     s[3] = s3;
 }
+#endif
 
 static uint64_t pair_wide_q16(const int32_t *a, const int32_t *b, size_t w, uint32_t *flags)
 {
@@ -150,6 +152,7 @@ qora_status qora_sqdist_q16(const qora_q16_t *x, size_t n, size_t d, size_t stri
         for (i = 0; i < n; i++) {
             const int32_t *a = x + i * stride + j0;
             j = i + 1u;
+#ifndef QORA_SMALL
             for (; !wide && j + 4u <= n; j += 4u) {
                 const int32_t *b[4];
                 uint64_t s[4];
@@ -162,6 +165,7 @@ qora_status qora_sqdist_q16(const qora_q16_t *x, size_t n, size_t d, size_t stri
                     add_pair_u64(dist, n, i, j + q, s[q], flags);
                 }
             }
+#endif
             for (; j < n; j++) {
                 const int32_t *b = x + j * stride + j0;
                 uint64_t s = wide ? pair_wide_q16(a, b, w, flags) : pair_narrow_q16(a, b, w);

@@ -26,11 +26,14 @@ static size_t batcher(uint16_t *pairs, size_t n)
     size_t k;
     size_t j;
     size_t i;
+    /* p and k are powers of two: k % p is a mask, and two indices share a
+     * quotient by 2p exactly when they agree above bit log2(2p) (no divide,
+     * which Cortex-M0+ and lx106 would call a library routine for). */
     for (p = 1; p < n; p <<= 1) {
         for (k = p; k >= 1u; k >>= 1) {
-            for (j = k % p; j + k < n; j += 2u * k) {
+            for (j = k & (p - 1u); j + k < n; j += 2u * k) {
                 for (i = 0; i < k && i + j + k < n; i++) {
-                    if ((i + j) / (2u * p) == (i + j + k) / (2u * p)) {
+                    if (((i + j) ^ (i + j + k)) < 2u * p) {
                         if (pairs != NULL) {
                             pairs[2u * count] = (uint16_t)(i + j);
                             pairs[2u * count + 1u] = (uint16_t)(i + j + k);
@@ -84,6 +87,7 @@ size_t qora__network_build(uint16_t *pairs, uint8_t *labels, size_t n, size_t lo
  * values (qora__gather_* make them), so one min/max kernel serves Q16.16 and
  * float32. lo/hi are computed first and both stored unconditionally: written
  * as "a = min(a, b)" compilers turn the store into a masked, branchy one. */
+#ifndef QORA_SMALL
 static void cmpx_full(uint32_t *restrict a, uint32_t *restrict b)
 {
     size_t l;
@@ -96,6 +100,7 @@ static void cmpx_full(uint32_t *restrict a, uint32_t *restrict b)
         b[l] = hi;
     }
 }
+#endif
 
 static void cmpx(uint32_t *restrict a, uint32_t *restrict b, size_t w)
 {
@@ -114,12 +119,14 @@ void qora__network_apply(const uint16_t *pairs, size_t count, uint32_t *buf, siz
                          size_t w)
 {
     size_t c;
+#ifndef QORA_SMALL
     if (w == QORA_BLOCK_COLS) {
         for (c = 0; c < count; c++) {
             cmpx_full(buf + pairs[2u * c] * pitch, buf + pairs[2u * c + 1u] * pitch);
         }
         return;
     }
+#endif
     for (c = 0; c < count; c++) {
         cmpx(buf + pairs[2u * c] * pitch, buf + pairs[2u * c + 1u] * pitch, w);
     }

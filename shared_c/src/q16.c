@@ -5,9 +5,15 @@
  * the sign is applied last, so no negative value is ever shifted and no signed
  * operation can overflow. Rounding is half away from zero throughout.
  */
-#include <string.h>
-
 #include "qora/q16.h"
+
+/* Bits of a float and back through a union, not memcpy: freestanding builds
+ * turn memcpy into a real call. Reading the other member reinterprets the
+ * bytes (C99 6.5.2.3, footnote 82). */
+typedef union {
+    uint32_t u;
+    float f;
+} f32_bits;
 
 static void set_flag(uint32_t *flags)
 {
@@ -44,6 +50,7 @@ static uint64_t mag_i64(int64_t v)
 
 qora_status qora_q16_from_f32(float x, qora_q16_t *out, uint32_t *flags)
 {
+    f32_bits bits;
     uint32_t u;
     uint32_t e;
     uint64_t mant;
@@ -51,7 +58,8 @@ qora_status qora_q16_from_f32(float x, qora_q16_t *out, uint32_t *flags)
     if (out == NULL) {
         return QORA_ERR_NULL;
     }
-    memcpy(&u, &x, sizeof u);
+    bits.f = x;
+    u = bits.u;
     e = (u >> 23) & 0xffu;
     if (e == 0xffu) {
         return QORA_ERR_NONFINITE;
@@ -81,8 +89,7 @@ float qora_q16_to_f32(qora_q16_t q)
     uint32_t sign;
     uint32_t mant;
     uint32_t p = 0;
-    uint32_t bits;
-    float out;
+    f32_bits bits;
     if (q == 0) {
         return 0.0f;
     }
@@ -107,9 +114,8 @@ float qora_q16_to_f32(qora_q16_t q)
         }
     }
     /* value = mant * 2^(p - 23) * 2^-16: biased exponent p - 16 + 127 */
-    bits = sign | ((p + 111u) << 23) | (mant & 0x7fffffu);
-    memcpy(&out, &bits, sizeof out);
-    return out;
+    bits.u = sign | ((p + 111u) << 23) | (mant & 0x7fffffu);
+    return bits.f;
 }
 
 qora_status qora_q16_from_f32_array(const float *in, size_t count, qora_q16_t *out,
@@ -231,6 +237,50 @@ qora_q16_t qora_q16_sqrt(qora_q16_t a, uint32_t *flags)
     return (qora_q16_t)qora_sqrt_round_u64((uint64_t)(uint32_t)a << 16);
 }
 
+/* q = a / b and *r = a % b for uint64 (b > 0).
+ * On 64-bit hosts the CPU divides. On 32-bit targets a 64-bit `/` pulls in
+ * libgcc's __udivmoddi4 (0.7 KiB on Cortex-M, 2.3 KiB on RV32, absent on
+ * lx106), so divide here: by 16-bit divisors (the trimmed mean's keep count,
+ * Krum's m) in four 32-bit steps, by larger ones bit by bit.
+ * QORA_PORTABLE_DIV forces the 32-bit-target code on a 64-bit host (tests). */
+static uint64_t divmod_u64(uint64_t a, uint64_t b, uint64_t *r)
+{
+#if SIZE_MAX > 0xFFFFFFFFu && !defined(QORA_PORTABLE_DIV)
+    *r = a % b;
+    return a / b;
+#else
+    uint64_t q = 0;
+    uint64_t rem = 0;
+    int bit;
+    if (b <= 0xFFFFu) {
+        uint32_t d = (uint32_t)b;
+        uint32_t part = 0;
+        for (bit = 48; bit >= 0; bit -= 16) {
+            /* part < d < 2^16, so the next 32-bit dividend cannot overflow */
+            uint32_t cur = (part << 16) | (uint32_t)((a >> bit) & 0xFFFFu);
+            q = (q << 16) | (uint64_t)(cur / d);
+            part = cur % d;
+        }
+        *r = part;
+        return q;
+    }
+    for (bit = 63; bit >= 0; bit--) {
+        /* rem < b before the shift, so the shifted value is below 2b; when it
+         * reaches 2^64 (top set) it is certainly >= b, and rem - b, taken
+         * modulo 2^64, is still the right remainder. */
+        uint64_t top = rem >> 63;
+        rem = (rem << 1) | ((a >> bit) & 1u);
+        q <<= 1;
+        if (top != 0u || rem >= b) {
+            rem -= b;
+            q |= 1u;
+        }
+    }
+    *r = rem;
+    return q;
+#endif
+}
+
 int64_t qora_div_round_i64(int64_t num, uint64_t den)
 {
     uint64_t mag = mag_i64(num);
@@ -239,8 +289,7 @@ int64_t qora_div_round_i64(int64_t num, uint64_t den)
     if (den == 0u) {
         return 0; /* documented precondition; never divide by zero */
     }
-    q = mag / den;
-    r = mag - q * den;
+    q = divmod_u64(mag, den, &r);
     if (r >= den - r) {
         q++; /* 2r >= den: half or more rounds away from zero */
     }
