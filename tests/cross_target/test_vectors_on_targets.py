@@ -40,20 +40,15 @@ def check_output(stdout: str, expected: list[str], target: str) -> None:
     assert lines == expected, f"{target}: output differs from the reference's expected lines"
 
 
-@pytest.mark.cross_target
-def test_golden_vectors_x86_64(tmp_path, expected):
+def run_x86_64(tmp_path) -> "subprocess.CompletedProcess":
     require("gcc")
     exe = tmp_path / "vectors"
     compile_ok(["gcc", *STRICT, "-O2", f"-I{CORE / 'include'}", f"-I{VECTORS}", *CORE_SOURCES,
                 *RUNNER, str(VECTORS / "native_main.c"), "-o", str(exe)])
-    proc = run([str(exe)])
-    assert proc.returncode == 0, proc.stdout[-2000:]
-    check_output(proc.stdout, expected, "x86_64")
+    return run([str(exe)])
 
 
-@pytest.mark.cross_target
-@pytest.mark.parametrize("target", list(EMULATED))
-def test_golden_vectors_emulated(target, tmp_path, expected):
+def run_emulated(target: str, tmp_path) -> "subprocess.CompletedProcess":
     cc, qemu, defines = EMULATED[target]
     require(cc)
     require(qemu)
@@ -65,7 +60,14 @@ def test_golden_vectors_emulated(target, tmp_path, expected):
     build = run(["make", "-s", "-C", str(TARGETS_DIR), f"TARGET={target}", "WERROR=1",
                  f"SRCS={srcs}", f"CFLAGS_EXTRA={flags}", f"OUT={elf}"])
     assert build.returncode == 0, f"build for {target} failed:\n{build.stdout}\n{build.stderr}"
-    proc = run(["make", "-s", "-C", str(TARGETS_DIR), f"TARGET={target}", f"OUT={elf}",
+    return run(["make", "-s", "-C", str(TARGETS_DIR), f"TARGET={target}", f"OUT={elf}",
                 "QEMU_TIMEOUT=120", "run"], timeout=180)
-    assert proc.returncode == 0, f"{target} exited {proc.returncode}:\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}"
+
+
+@pytest.mark.cross_target
+@pytest.mark.parametrize("target", ["x86_64", *EMULATED])
+def test_golden_vectors(target, tmp_path, expected):
+    proc = run_x86_64(tmp_path) if target == "x86_64" else run_emulated(target, tmp_path)
+    assert proc.returncode == 0, (
+        f"{target} exited {proc.returncode}:\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}")
     check_output(proc.stdout, expected, target)
