@@ -20,4 +20,12 @@ fi
 
 # The package itself, editable so tests see the sources; CFFI compiles shared_c/ during this step.
 python3 -m pip install -q --disable-pip-version-check -e ".[test]"
+
+# The real MicroPython VM (WebAssembly, under Node.js) the reference tests run on; pinned by
+# tools/micropython/package-lock.json.
+if [ ! -d tools/micropython/node_modules ]; then
+  echo "setup: installing the MicroPython VM (npm ci in tools/micropython)"
+  npm ci --silent --prefix tools/micropython
+fi
+
 python3 -c "import qora, qora.native; print('setup: qora', qora.__version__, 'ready')"
