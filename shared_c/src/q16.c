@@ -95,8 +95,21 @@ float qora_q16_to_f32(qora_q16_t q)
     }
     sign = q < 0 ? 0x80000000u : 0u;
     mag = q < 0 ? (uint32_t)(-(q + 1)) + 1u : (uint32_t)q;
-    while ((mag >> p) > 1u) {
-        p++; /* p = index of the highest set bit */
+    /* p = index of the highest set bit, by binary search (5 steps) */
+    if ((mag >> 16) != 0u) {
+        p += 16u;
+    }
+    if ((mag >> (p + 8u)) != 0u) {
+        p += 8u;
+    }
+    if ((mag >> (p + 4u)) != 0u) {
+        p += 4u;
+    }
+    if ((mag >> (p + 2u)) != 0u) {
+        p += 2u;
+    }
+    if ((mag >> (p + 1u)) != 0u) {
+        p += 1u;
     }
     if (p <= 23u) {
         mant = mag << (23u - p);

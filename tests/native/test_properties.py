@@ -235,3 +235,11 @@ def test_q16_and_float32_agree_within_documented_bound(x):
         b = call("q16_16").raw.astype(np.float64) / 65536
         bound = 2.0**-16 + np.abs(a) * 2.0**-23
         assert np.all(np.abs(a - b) <= bound), name
+
+
+@SETTINGS
+@given(hnp.arrays(np.int32, st.integers(1, 300), elements=q16_values))
+def test_q16_to_float_is_the_nearest_float32(q):
+    """int32 -> float32 rounds to nearest even once; scaling by 2^-16 is exact."""
+    expected = q.astype(np.float32) * np.float32(2.0**-16)
+    assert native.from_q16(q).view(np.uint32).tolist() == expected.view(np.uint32).tolist()
