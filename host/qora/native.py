@@ -44,9 +44,10 @@ class NativeResult:
 
     value: the aggregate, shape (d,), float32 (in q16_16 mode: ``raw`` as float32).
     raw: the Q16.16 aggregate as int32 (q16_16 mode), else None.
-    deviation: each client's L2 distance from ``value``, shape (n,), float64.
+    deviation: each client's L2 distance from ``value``, shape (n,), float64
+        (None when the call was made with ``deviation=False``).
     deviation_sq: the exact sums behind ``deviation``: uint64 in Q32 units
-        (q16_16) or float64.
+        (q16_16) or float64 (None likewise).
     scores: Krum scores, shape (n,) (uint64 Q32 units or float64), else None.
     selected: clients Krum kept, best first, shape (m,), else None.
     saturated: a Q16.16 value or 64-bit sum was clamped somewhere.
@@ -55,8 +56,8 @@ class NativeResult:
 
     value: np.ndarray
     raw: np.ndarray | None
-    deviation: np.ndarray
-    deviation_sq: np.ndarray
+    deviation: np.ndarray | None
+    deviation_sq: np.ndarray | None
     scores: np.ndarray | None
     selected: np.ndarray | None
     saturated: bool
@@ -203,8 +204,12 @@ def _scratch(size: int) -> np.ndarray:
 # ---- result assembly ---------------------------------------------------------------
 
 
-def _finish(mode: str, out: np.ndarray, dev_sq: np.ndarray, saturated: bool,
+def _finish(mode: str, out: np.ndarray, dev_sq: np.ndarray | None, saturated: bool,
             scores: np.ndarray | None = None, selected: np.ndarray | None = None) -> NativeResult:
+    if dev_sq is None:
+        value = from_q16(out) if mode == "q16_16" else out
+        return NativeResult(value, out if mode == "q16_16" else None, None, None, scores, selected,
+                            saturated, mode)
     n = dev_sq.shape[0]
     if mode == "q16_16":
         dev = np.empty(n, dtype=np.uint32)
@@ -217,7 +222,7 @@ def _finish(mode: str, out: np.ndarray, dev_sq: np.ndarray, saturated: bool,
 
 
 def _coordinatewise(x: np.ndarray, mode: str, threads: int | None, size_fn, call,
-                    extra_sat: bool) -> NativeResult:
+                    extra_sat: bool, deviation: bool = True) -> NativeResult:
     """Run a per-column aggregator over column ranges in parallel and merge."""
     n, d = x.shape
     stride = _stride(x)
@@ -232,7 +237,7 @@ def _coordinatewise(x: np.ndarray, mode: str, threads: int | None, size_fn, call
         dev = np.zeros(n, dtype=np.uint64 if q16 else np.float64)
         flags = ffi.new("uint32_t *")
         st = call(_ptr(ctype, x, c0), n, w, stride, _ptr(ctype, out, c0),
-                  _ptr("uint64_t *" if q16 else "double *", dev),
+                  _ptr("uint64_t *" if q16 else "double *", dev) if deviation else ffi.NULL,
                   _ptr("void *", scratch), scratch.nbytes, flags)
         _ensure(st, x=x)
         return dev, bool(flags[0] & lib.QORA_FLAG_SATURATED)
@@ -240,6 +245,8 @@ def _coordinatewise(x: np.ndarray, mode: str, threads: int | None, size_fn, call
     parts = _run_parallel(_column_ranges(d, _threads_for(n, d, threads)), job)
     devs = [p[0] for p in parts]
     saturated = extra_sat or any(p[1] for p in parts)
+    if not deviation:
+        return _finish(mode, out, None, saturated)
     if q16:
         dev_sq, sat = _sat_sum_u64(devs)
         saturated |= sat
@@ -252,8 +259,12 @@ def _coordinatewise(x: np.ndarray, mode: str, threads: int | None, size_fn, call
 
 
 def fedavg(x: np.ndarray, weights: Sequence[float] | np.ndarray | None = None, *,
-           mode: str = "float32", threads: int | None = None) -> NativeResult:
-    """Weighted mean of the rows (weights: sample counts; None = equal)."""
+           mode: str = "float32", threads: int | None = None,
+           deviation: bool = True) -> NativeResult:
+    """Weighted mean of the rows (weights: sample counts; None = equal).
+
+    ``deviation=False`` skips each client's distance from the result (a second
+    pass over the data) when only the aggregate is wanted."""
     x, sat = _prepare(x, mode)
     n = x.shape[0]
     w_arr = None
@@ -286,11 +297,11 @@ def fedavg(x: np.ndarray, weights: Sequence[float] | np.ndarray | None = None, *
     def call(xp, n_, w_, stride, outp, devp, scr, size, flags):
         return fn(xp, n_, w_, stride, wptr, outp, devp, scr, size, flags)
 
-    return _coordinatewise(x, mode, threads, lib.qora_fedavg_scratch_size, call, sat)
+    return _coordinatewise(x, mode, threads, lib.qora_fedavg_scratch_size, call, sat, deviation)
 
 
 def trimmed_mean(x: np.ndarray, k: int, *, mode: str = "float32",
-                 threads: int | None = None) -> NativeResult:
+                 threads: int | None = None, deviation: bool = True) -> NativeResult:
     """Per coordinate: drop the k smallest and k largest values, average the rest."""
     x, sat = _prepare(x, mode)
     n = x.shape[0]
@@ -302,10 +313,12 @@ def trimmed_mean(x: np.ndarray, k: int, *, mode: str = "float32",
     def call(xp, n_, w_, stride, outp, devp, scr, size, flags):
         return fn(xp, n_, w_, stride, k, outp, devp, scr, size, flags)
 
-    return _coordinatewise(x, mode, threads, lib.qora_trimmed_mean_scratch_size, call, sat)
+    return _coordinatewise(x, mode, threads, lib.qora_trimmed_mean_scratch_size, call, sat,
+                           deviation)
 
 
-def median(x: np.ndarray, *, mode: str = "float32", threads: int | None = None) -> NativeResult:
+def median(x: np.ndarray, *, mode: str = "float32", threads: int | None = None,
+           deviation: bool = True) -> NativeResult:
     """Coordinate-wise median (even n: mean of the two middle values)."""
     x, sat = _prepare(x, mode)
     fn = lib.qora_median_q16 if mode == "q16_16" else lib.qora_median_f32
@@ -313,7 +326,7 @@ def median(x: np.ndarray, *, mode: str = "float32", threads: int | None = None) 
     def call(xp, n_, w_, stride, outp, devp, scr, size, flags):
         return fn(xp, n_, w_, stride, outp, devp, scr, size, flags)
 
-    return _coordinatewise(x, mode, threads, lib.qora_median_scratch_size, call, sat)
+    return _coordinatewise(x, mode, threads, lib.qora_median_scratch_size, call, sat, deviation)
 
 
 def _count(name: str, v: object) -> int:

@@ -243,3 +243,13 @@ def test_q16_to_float_is_the_nearest_float32(q):
     """int32 -> float32 rounds to nearest even once; scaling by 2^-16 is exact."""
     expected = q.astype(np.float32) * np.float32(2.0**-16)
     assert native.from_q16(q).view(np.uint32).tolist() == expected.view(np.uint32).tolist()
+
+
+@pytest.mark.parametrize("mode", ["float32", "q16_16"])
+def test_deviation_false_gives_the_same_aggregate_without_distances(mode):
+    x = np.random.default_rng(9).standard_normal((7, 333)).astype(np.float32)
+    for fn in (native.fedavg, native.median, lambda a, **kw: native.trimmed_mean(a, 2, **kw)):
+        full, bare = fn(x, mode=mode), fn(x, mode=mode, deviation=False)
+        np.testing.assert_array_equal(full.value, bare.value)
+        assert bare.deviation is None and bare.deviation_sq is None
+        assert full.deviation.shape == (7,)
