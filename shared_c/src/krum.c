@@ -84,31 +84,95 @@ static uint64_t pair_narrow_q16(const int32_t *a, const int32_t *b, size_t w)
     return s;
 }
 
-#ifndef QORA_SMALL
-/* One row against four: row a is read once for four distances. */
-static void pair4_narrow_q16(const int32_t *a, const int32_t *const b[4], size_t w,
-                             uint64_t s[4])
+static void add_pair_u64(uint64_t *dist, size_t n, size_t i, size_t j, uint64_t s,
+                         uint32_t *flags)
 {
-    uint64_t s0 = 0;
-    uint64_t s1 = 0;
-    uint64_t s2 = 0;
-    uint64_t s3 = 0;
-    size_t t;
-    for (t = 0; t < w; t++) {
-        int32_t av = a[t];
-        int32_t d0 = av - b[0][t];
-        int32_t d1 = av - b[1][t];
-        int32_t d2 = av - b[2][t];
-        int32_t d3 = av - b[3][t];
-        s0 += (uint64_t)((int64_t)d0 * d0);
-        s1 += (uint64_t)((int64_t)d1 * d1);
-        s2 += (uint64_t)((int64_t)d2 * d2);
-        s3 += (uint64_t)((int64_t)d3 * d3);
+    uint64_t total = qora_sat_add_u64(dist[i * n + j], s, flags);
+    dist[i * n + j] = total;
+    dist[j * n + i] = total;
+}
+
+#ifndef QORA_SMALL
+#define LANES_Q16 8u
+
+/* Two rows against four over a narrow block (all |v| < 2^25, see above), with
+ * LANES_Q16 uint64 partial sums per pair: the Q16.16 twin of tile_f32. No
+ * partial sum can wrap: w <= 4096 squares below 2^52. */
+static void tile_narrow_q16(const int32_t *const a[2], const int32_t *const b[4], size_t w,
+                            uint64_t s[2][4])
+{
+    uint64_t p[2][4][LANES_Q16];
+    size_t t = 0;
+    size_t l;
+    size_t q;
+    size_t r;
+    for (r = 0; r < 2u; r++) {
+        for (q = 0; q < 4u; q++) {
+            for (l = 0; l < LANES_Q16; l++) {
+                p[r][q][l] = 0u;
+            }
+        }
     }
-    s[0] = s0;
-    s[1] = s1;
-    s[2] = s2;
-    s[3] = s3;
+/* written out per pair: compilers then vectorise across the lanes */
+#define QORA__SQ(r, q, av)                                                               \
+    do {                                                                                 \
+        int32_t dd_ = (av) - b[q][t + l]; /* |a|, |b| < 2^25: no overflow */         \
+        p[r][q][l] += (uint64_t)((int64_t)dd_ * dd_);                                   \
+    } while (0)
+    for (; t + LANES_Q16 <= w; t += LANES_Q16) {
+        for (l = 0; l < LANES_Q16; l++) {
+            int32_t a0 = a[0][t + l];
+            int32_t a1 = a[1][t + l];
+            QORA__SQ(0, 0, a0);
+            QORA__SQ(0, 1, a0);
+            QORA__SQ(0, 2, a0);
+            QORA__SQ(0, 3, a0);
+            QORA__SQ(1, 0, a1);
+            QORA__SQ(1, 1, a1);
+            QORA__SQ(1, 2, a1);
+            QORA__SQ(1, 3, a1);
+        }
+    }
+#undef QORA__SQ
+    for (r = 0; r < 2u; r++) {
+        for (q = 0; q < 4u; q++) {
+            uint64_t sum = pair_narrow_q16(a[r] + t, b[q] + t, w - t);
+            for (l = 0; l < LANES_Q16; l++) {
+                sum += p[r][q][l];
+            }
+            s[r][q] = sum;
+        }
+    }
+}
+
+/* All pairs of a narrow block, in 2 x 4 tiles (same walk as qora_sqdist_f32). */
+static void narrow_block_q16(const int32_t *x, size_t n, size_t w, size_t stride,
+                             uint64_t *dist, uint32_t *flags)
+{
+    size_t i;
+    size_t j;
+    for (i = 0; i + 1u < n; i += 2u) {
+        const int32_t *a[2];
+        a[0] = x + i * stride;
+        a[1] = x + (i + 1u) * stride;
+        for (j = i + 1u; j < n; j += 4u) {
+            const int32_t *b[4];
+            uint64_t s[2][4];
+            size_t q;
+            size_t r;
+            for (q = 0; q < 4u; q++) {
+                b[q] = j + q < n ? x + (j + q) * stride : a[0];
+            }
+            tile_narrow_q16(a, b, w, s);
+            for (r = 0; r < 2u; r++) {
+                for (q = 0; q < 4u && j + q < n; q++) {
+                    if (j + q > i + r) {
+                        add_pair_u64(dist, n, i + r, j + q, s[r][q], flags);
+                    }
+                }
+            }
+        }
+    }
 }
 #endif
 
@@ -125,13 +189,6 @@ static uint64_t pair_wide_q16(const int32_t *a, const int32_t *b, size_t w, uint
     return s;
 }
 
-static void add_pair_u64(uint64_t *dist, size_t n, size_t i, size_t j, uint64_t s,
-                         uint32_t *flags)
-{
-    uint64_t total = qora_sat_add_u64(dist[i * n + j], s, flags);
-    dist[i * n + j] = total;
-    dist[j * n + i] = total;
-}
 
 qora_status qora_sqdist_q16(const qora_q16_t *x, size_t n, size_t d, size_t stride,
                             uint64_t *dist, uint32_t *flags)
@@ -149,24 +206,15 @@ qora_status qora_sqdist_q16(const qora_q16_t *x, size_t n, size_t d, size_t stri
         int wide = block_is_wide(x + j0, n, w, stride);
         size_t i;
         size_t j;
+#ifndef QORA_SMALL
+        if (!wide) {
+            narrow_block_q16(x + j0, n, w, stride, dist, flags);
+            continue;
+        }
+#endif
         for (i = 0; i < n; i++) {
             const int32_t *a = x + i * stride + j0;
-            j = i + 1u;
-#ifndef QORA_SMALL
-            for (; !wide && j + 4u <= n; j += 4u) {
-                const int32_t *b[4];
-                uint64_t s[4];
-                size_t q;
-                for (q = 0; q < 4u; q++) {
-                    b[q] = x + (j + q) * stride + j0;
-                }
-                pair4_narrow_q16(a, b, w, s);
-                for (q = 0; q < 4u; q++) {
-                    add_pair_u64(dist, n, i, j + q, s[q], flags);
-                }
-            }
-#endif
-            for (; j < n; j++) {
+            for (j = i + 1u; j < n; j++) {
                 const int32_t *b = x + j * stride + j0;
                 uint64_t s = wide ? pair_wide_q16(a, b, w, flags) : pair_narrow_q16(a, b, w);
                 add_pair_u64(dist, n, i, j, s, flags);
@@ -189,46 +237,61 @@ static double pair_f64(const float *a, const float *b, size_t w)
     return s;
 }
 
-/* One row against four, LANES partial sums each: row a is read once for four
- * distances and the sums have no serial dependency, so the loop vectorises. */
-static void pair4_f32(const float *a, const float *const b[4], size_t w, double s[4])
+/* Finish one float distance: lanes summed in double, then the tail columns;
+ * a sum that overflowed in float (or met a non-finite input) is redone wide. */
+static double finish_f32(const float *part, const float *a, const float *b, size_t t,
+                         size_t w)
 {
-    float p[4][LANES];
+    double sum = 0.0;
+    size_t l;
+    for (l = 0; l < LANES; l++) {
+        sum += (double)part[l];
+    }
+    for (; t < w; t++) {
+        float diff = a[t] - b[t];
+        sum += (double)(diff * diff);
+    }
+    if (sum - sum != 0.0) {
+        sum = pair_f64(a, b, w);
+    }
+    return sum;
+}
+
+/* Two rows against four, LANES partial sums each: every loaded value serves
+ * several distances (a block's rows come from L2, so loads are the limit), and
+ * the sums have no serial dependency, so the loop vectorises. */
+static void tile_f32(const float *const a[2], const float *const b[4], size_t w,
+                     double s[2][4])
+{
+    float p[2][4][LANES];
     size_t t = 0;
     size_t l;
     size_t q;
-    for (q = 0; q < 4u; q++) {
-        for (l = 0; l < LANES; l++) {
-            p[q][l] = 0.0f;
+    size_t r;
+    for (r = 0; r < 2u; r++) {
+        for (q = 0; q < 4u; q++) {
+            for (l = 0; l < LANES; l++) {
+                p[r][q][l] = 0.0f;
+            }
         }
     }
     for (; t + LANES <= w; t += LANES) {
         for (l = 0; l < LANES; l++) {
-            float av = a[t + l];
-            float d0 = av - b[0][t + l];
-            float d1 = av - b[1][t + l];
-            float d2 = av - b[2][t + l];
-            float d3 = av - b[3][t + l];
-            p[0][l] += d0 * d0;
-            p[1][l] += d1 * d1;
-            p[2][l] += d2 * d2;
-            p[3][l] += d3 * d3;
+            float a0 = a[0][t + l];
+            float a1 = a[1][t + l];
+            for (q = 0; q < 4u; q++) {
+                float bv = b[q][t + l];
+                float d0 = a0 - bv;
+                float d1 = a1 - bv;
+                p[0][q][l] += d0 * d0;
+                p[1][q][l] += d1 * d1;
+            }
         }
     }
-    for (q = 0; q < 4u; q++) {
-        double sum = 0.0;
-        size_t u;
-        for (l = 0; l < LANES; l++) {
-            sum += (double)p[q][l];
+    for (r = 0; r < 2u; r++) {
+        for (q = 0; q < 4u; q++) {
+            s[r][q] = finish_f32(p[r][q], a[r], b[q], t, w);
         }
-        for (u = t; u < w; u++) {
-            float diff = a[u] - b[q][u];
-            sum += (double)(diff * diff);
-        }
-        if (sum - sum != 0.0) { /* overflowed in float, or non-finite input */
-            sum = pair_f64(a, b[q], w);
-        }
-        s[q] = sum;
     }
 }
 
@@ -246,23 +309,35 @@ qora_status qora_sqdist_f32(const float *x, size_t n, size_t d, size_t stride, d
         size_t w = d - j0 < QORA_KRUM_COLS ? d - j0 : QORA_KRUM_COLS;
         size_t i;
         size_t j;
-        for (i = 0; i < n; i++) {
-            const float *a = x + i * stride + j0;
-            /* pad the last tile with row a itself (distance 0, discarded) */
+        /* Rows i and i+1 against rows j..j+3 for j from i+1: the pairs with
+         * j <= i+1 for the second row, or past n, are padding and dropped
+         * (a short tile borrows row i, whose distance is never used). */
+        for (i = 0; i + 1u < n; i += 2u) {
+            const float *a[2];
+            a[0] = x + i * stride + j0;
+            a[1] = x + (i + 1u) * stride + j0;
             for (j = i + 1u; j < n; j += 4u) {
                 const float *b[4];
-                double s[4];
+                double s[2][4];
                 size_t q;
+                size_t r;
                 for (q = 0; q < 4u; q++) {
-                    b[q] = j + q < n ? x + (j + q) * stride + j0 : a;
+                    b[q] = j + q < n ? x + (j + q) * stride + j0 : a[0];
                 }
-                pair4_f32(a, b, w, s);
-                for (q = 0; q < 4u && j + q < n; q++) {
-                    if (s[q] - s[q] != 0.0) {
-                        return QORA_ERR_NONFINITE;
+                tile_f32(a, b, w, s);
+                for (r = 0; r < 2u; r++) {
+                    for (q = 0; q < 4u && j + q < n; q++) {
+                        size_t row = i + r;
+                        size_t col = j + q;
+                        if (col <= row) {
+                            continue;
+                        }
+                        if (s[r][q] - s[r][q] != 0.0) {
+                            return QORA_ERR_NONFINITE;
+                        }
+                        dist[row * n + col] += s[r][q];
+                        dist[col * n + row] += s[r][q];
                     }
-                    dist[i * n + j + q] += s[q];
-                    dist[(j + q) * n + i] += s[q];
                 }
             }
         }
