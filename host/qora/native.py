@@ -430,3 +430,30 @@ def multi_krum(x: np.ndarray, f: int, m: int, *, mode: str = "float32",
     else:
         dev_sq = np.sum([p[0] for p in parts], axis=0)
     return _finish(mode, out, dev_sq, saturated, scores, selected.astype(np.int64))
+
+
+def pairwise_sqdist(x: np.ndarray, *, mode: str = "float32", threads: int | None = None) -> np.ndarray:
+    """Squared L2 distances between every pair of rows, by direct subtraction.
+
+    Returns an (n, n) symmetric matrix with a zero diagonal: float64 for
+    ``mode="float32"``; uint64 in Q32 units (exact, saturating) for ``"q16_16"``.
+    """
+    x, _ = _prepare(x, mode)
+    n, d = x.shape
+    q16 = mode == "q16_16"
+    ctype = "int32_t *" if q16 else "float *"
+    stride = _stride(x)
+
+    def job(c0: int, c1: int):
+        dist = np.zeros((n, n), dtype=np.uint64 if q16 else np.float64)
+        if q16:
+            st = lib.qora_sqdist_q16(_ptr(ctype, x, c0), n, c1 - c0, stride, _ptr("uint64_t *", dist), ffi.NULL)
+        else:
+            st = lib.qora_sqdist_f32(_ptr(ctype, x, c0), n, c1 - c0, stride, _ptr("double *", dist))
+        _ensure(st, "pairwise_sqdist", x)
+        return dist
+
+    parts = _run_parallel(_column_ranges(d, _threads_for(n, d, threads)), job)
+    if q16:
+        return _sat_sum_u64(parts)[0]
+    return np.sum(parts, axis=0) if len(parts) > 1 else parts[0]

@@ -253,3 +253,20 @@ def test_deviation_false_gives_the_same_aggregate_without_distances(mode):
         np.testing.assert_array_equal(full.value, bare.value)
         assert bare.deviation is None and bare.deviation_sq is None
         assert full.deviation.shape == (7,)
+
+
+@SETTINGS
+@given(matrices(floats, np.float32, max_n=12))
+def test_pairwise_sqdist_f32_is_direct_subtraction(x):
+    x64 = x.astype(np.float64)
+    expected = ((x64[:, None, :] - x64[None, :, :]) ** 2).sum(axis=2)
+    np.testing.assert_allclose(native.pairwise_sqdist(x), expected, rtol=1e-5, atol=1e-6)
+
+
+@SETTINGS
+@given(matrices(q16_values, np.int32, max_n=12))
+def test_pairwise_sqdist_q16_is_exact(x):
+    rows = x.astype(object)
+    expected = [[min(int(((rows[i] - rows[j]) ** 2).sum()), 2**64 - 1) for j in range(len(x))]
+                for i in range(len(x))]
+    assert native.pairwise_sqdist(x, mode="q16_16").tolist() == expected
