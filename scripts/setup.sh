@@ -28,4 +28,12 @@ if [ ! -d tools/micropython/node_modules ]; then
   npm ci --silent --prefix tools/micropython
 fi
 
+# PyTorch, CPU build, for the TorchAdapter tests: these machines keep the 2.13.0 CPU wheel on
+# disk, so this is a local install (~20 s). Elsewhere an unpinned `torch` would pull a CUDA build
+# of several GB, which is why it is not a package dependency.
+if ! python3 -c "import torch" 2>/dev/null; then
+  python3 -m pip install -q --disable-pip-version-check "torch==2.13.0" \
+    || echo "setup: torch 2.13.0 not available here; the TorchAdapter test checks its ImportError"
+fi
+
 python3 -c "import qora, qora.native; print('setup: qora', qora.__version__, 'ready')"

@@ -166,7 +166,10 @@ class ByzantineAggregator:
             for i in np.nonzero(norms > self._norm_bound)[0]:
                 excluded.setdefault(int(i), "norm_bound")
         accepted = [i for i in range(n) if i not in excluded]
-        if accepted and self._mi_filter is not None and global_params is not None:
+        # The filter compares clients with each other: it needs at least two (and its
+        # own min_clients) to say anything; below that it is skipped, not failed.
+        mi_min = max(2, int(getattr(self._mi_filter, "min_clients", 2)))
+        if self._mi_filter is not None and global_params is not None and len(accepted) >= mi_min:
             result = self._mi_filter.filter(np.asarray(global_params), batch.matrix[accepted])
             for j in result.flagged:
                 excluded[accepted[j]] = "mutual_information"
