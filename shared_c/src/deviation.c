@@ -13,11 +13,6 @@
 
 #define CHUNK 4096u
 
-static uint32_t biased(int32_t v)
-{
-    return (uint32_t)v ^ 0x80000000u; /* int32 -> uint32 keeping order */
-}
-
 /* Squared distance of one row chunk from the centre, saturating. */
 static uint64_t row_chunk_q16(const int32_t *a, const int32_t *c, size_t w, uint32_t *flags)
 {
@@ -25,9 +20,7 @@ static uint64_t row_chunk_q16(const int32_t *a, const int32_t *c, size_t w, uint
     uint32_t widest = 0;
     size_t t;
     for (t = 0; t < w; t++) {
-        uint32_t u = biased(a[t]);
-        uint32_t v = biased(c[t]);
-        uint32_t dd = u > v ? u - v : v - u;
+        uint32_t dd = qora__absdiff_i32(a[t], c[t]);
         widest |= dd;
         s += (uint64_t)dd * dd;
     }
@@ -36,9 +29,7 @@ static uint64_t row_chunk_q16(const int32_t *a, const int32_t *c, size_t w, uint
     }
     s = 0;
     for (t = 0; t < w; t++) {
-        uint32_t u = biased(a[t]);
-        uint32_t v = biased(c[t]);
-        uint32_t dd = u > v ? u - v : v - u;
+        uint32_t dd = qora__absdiff_i32(a[t], c[t]);
         s = qora_sat_add_u64(s, (uint64_t)dd * dd, flags);
     }
     return s;

@@ -114,6 +114,15 @@ float qora__to_f32(double v);
 int qora__nonfinite_f32(float x);
 #endif
 
+/* |a - b| of two int32 as a uint32 (it is below 2^32), formed on order-preserving
+ * biased values (v XOR 2^31) so no signed operation can overflow; vectorises. */
+static inline uint32_t qora__absdiff_i32(int32_t a, int32_t b)
+{
+    uint32_t u = (uint32_t)a ^ 0x80000000u;
+    uint32_t v = (uint32_t)b ^ 0x80000000u;
+    return u > v ? u - v : v - u;
+}
+
 /* Scratch regions: the scratch base is 8-byte aligned (documented contract),
  * every region size is padded with qora__pad8, so every region is aligned. */
 #define QORA__AT(base, offset) ((void *)((unsigned char *)(base) + (offset)))

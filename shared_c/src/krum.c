@@ -53,11 +53,6 @@ static qora_status check_bounds(size_t n, size_t f, size_t m)
 
 /* ---- distances --------------------------------------------------------- */
 
-static uint32_t biased(int32_t v)
-{
-    return (uint32_t)v ^ 0x80000000u;
-}
-
 /* Nonzero if some value of the block lies outside [-2^25, 2^25). */
 static int block_is_wide(const int32_t *x, size_t n, size_t w, size_t stride)
 {
@@ -181,9 +176,7 @@ static uint64_t pair_wide_q16(const int32_t *a, const int32_t *b, size_t w, uint
     uint64_t s = 0;
     size_t t;
     for (t = 0; t < w; t++) {
-        uint32_t u = biased(a[t]);
-        uint32_t v = biased(b[t]);
-        uint32_t dd = u > v ? u - v : v - u;
+        uint32_t dd = qora__absdiff_i32(a[t], b[t]);
         s = qora_sat_add_u64(s, (uint64_t)dd * dd, flags);
     }
     return s;
