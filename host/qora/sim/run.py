@@ -98,7 +98,8 @@ def simulate(cfg: RunConfig, on_round: Callable[[int, float], None] | None = Non
                for i, s in enumerate(shards)]
     honest, byzantine = clients[: n - f], clients[n - f:]
     probe, X_test, y_test = ds.X_test[:PROBE_ROWS], ds.X_test[PROBE_ROWS:], ds.y_test[PROBE_ROWS:]
-    mi = MutualInformationFilter(model, probe) if defence.uses_probe else None
+    # the filter may drop at most the f clients the defence is told to expect
+    mi = MutualInformationFilter(model, probe, min_clients=max(2, n - f)) if defence.uses_probe else None
     agg = defence.build(n, f, mi)
     rng = np.random.default_rng([cfg.seed, 7919])
     poisoned = {c.client_id: attack.poison_labels(c.y, ds.n_classes, rng) for c in byzantine} \
