@@ -45,6 +45,7 @@ the one it holds state for; ``reset()`` forgets the state.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -177,7 +178,7 @@ def model_layout(model: Any) -> list[tuple[int, ...]]:
     if sizes is None:
         raise InvalidType(f"model_layout needs a qora.models network, got {type(model).__name__}")
     out: list[tuple[int, ...]] = []
-    for fan_in, fan_out in zip(sizes[:-1], sizes[1:], strict=True):
+    for fan_in, fan_out in itertools.pairwise(sizes):
         out += [(int(fan_out), int(fan_in)), (int(fan_out),)]
     return out
 
@@ -522,7 +523,7 @@ class PowerSGD(Compressor):
         }
 
     def _factor(self, i: int, mat: np.ndarray, r: int) -> tuple[np.ndarray, np.ndarray]:
-        rows, cols = mat.shape
+        cols = mat.shape[1]
         q = self._q[i] if (self.warm_start and self._q[i] is not None) else None
         if q is None:
             q = self._rng.standard_normal((cols, r))
