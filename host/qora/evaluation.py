@@ -215,7 +215,7 @@ def plot(results: Sequence[RunResult], out: Path) -> list[Path]:
     worst = worst_case(summary)
     fracs = sorted({r.config.byzantine_fraction for r in results})
     grid = np.array([[worst.get((d, fr, het), (np.nan, ""))[0] for fr in fracs] for d in defences])
-    fig, ax = plt.subplots(figsize=(1.6 + 1.3 * len(fracs), 0.9 + 0.42 * len(defences)))
+    fig, ax = plt.subplots(figsize=(3.2 + 1.1 * len(fracs), 1.2 + 0.42 * len(defences)))
     im = ax.imshow(grid, vmin=0, vmax=1, cmap="viridis", aspect="auto")
     ax.set_xticks(range(len(fracs)), [f"{int(round(f * 100))} %" for f in fracs])
     ax.set_yticks(range(len(defences)), defences)
@@ -224,7 +224,7 @@ def plot(results: Sequence[RunResult], out: Path) -> list[Path]:
             if np.isfinite(grid[i, j]):
                 ax.text(j, i, f"{grid[i, j]:.2f}", ha="center", va="center",
                         color="white" if grid[i, j] < 0.6 else "black", fontsize=8)
-    ax.set(title=f"worst-case accuracy over attacks ({het})", xlabel="Byzantine clients")
+    ax.set(title=f"worst-case accuracy over attacks\n{het}", xlabel="Byzantine clients")
     fig.colorbar(im, ax=ax, fraction=0.05)
     fig.tight_layout()
     p = out / "worst_case.png"
