@@ -42,6 +42,17 @@ from qora.errors import InvalidInput, InvalidType
 __all__ = ["MLP", "ModelAdapter", "SoftmaxRegression", "TorchAdapter"]
 
 
+def minibatches(m: int, epochs: int, batch_size: int, seed: int):
+    """The visiting order every trainer here shares (float and Q16.16 alike, so the two
+    modes see the same batches): per epoch a permutation of the m rows drawn from
+    np.random.default_rng(seed), cut into batches of batch_size (the last may be smaller)."""
+    rng = np.random.default_rng(seed)
+    for _ in range(epochs):
+        order = rng.permutation(m)
+        for start in range(0, m, batch_size):
+            yield order[start:start + batch_size]
+
+
 @runtime_checkable
 class ModelAdapter(Protocol):
     """What the MI filter needs from a model.
@@ -291,13 +302,9 @@ class _DenseNet:
         m = x.shape[0]
         if m == 0:
             raise InvalidInput("X has no rows")
-        rng = np.random.default_rng(seed)
-        for _ in range(epochs):
-            order = rng.permutation(m)
-            for start in range(0, m, batch_size):
-                idx = order[start : start + batch_size]
-                _, g = self._loss_and_grad(p, x[idx], labels[idx])
-                p -= lr * g
+        for idx in minibatches(m, epochs, batch_size, seed):
+            _, g = self._loss_and_grad(p, x[idx], labels[idx])
+            p -= lr * g
         return p.astype(np.float32)
 
 

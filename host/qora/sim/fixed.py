@@ -30,7 +30,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from qora.errors import InvalidInput, InvalidType
-from qora.models import MLP, SoftmaxRegression
+from qora.models import MLP, SoftmaxRegression, minibatches
 from qora.native import from_q16, to_q16
 from qora.reference import train as _ref
 
@@ -327,11 +327,7 @@ class Q16Model:
         m = x.shape[0]
         if m == 0:
             raise InvalidInput("X has no rows")
-        rng = np.random.default_rng(seed)
-        for _ in range(epochs):
-            order = rng.permutation(m)
-            for s in range(0, m, batch_size):
-                idx = order[s:s + batch_size]
-                p = self._step(p, x[idx], labels[idx], lr_q)
+        for idx in minibatches(m, epochs, batch_size, seed):
+            p = self._step(p, x[idx], labels[idx], lr_q)
         out = p.astype(np.int32)
         return from_q16(out) if as_float else out
