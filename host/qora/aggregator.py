@@ -289,7 +289,7 @@ class ByzantineAggregator:
         selected: list[Any] = []
         for layer in batch.layers:
             xl = x[:, layer]
-            vec, sel, sat = self._run_method(xl, k, w, influence)
+            vec, sel, sat = self._run_method(xl, k, w, influence, layer)
             out[layer] = vec
             saturated |= sat
             if sel is not None:
@@ -301,7 +301,8 @@ class ByzantineAggregator:
         return value, info
 
     def _run_method(self, x: np.ndarray, k: int | None, w: np.ndarray | None,
-                    influence: np.ndarray | None) -> tuple[np.ndarray, list[int] | None, bool]:
+                    influence: np.ndarray | None,
+                    layer: slice) -> tuple[np.ndarray, list[int] | None, bool]:
         spec, mode, th = self._spec, self._mode, self._threads
         method = spec.method
         pick = (lambda r: r.raw) if mode == "q16_16" else (lambda r: r.value)
@@ -325,12 +326,14 @@ class ByzantineAggregator:
             m = 1 if method is AggregationMethod.KRUM else spec.multi_krum_m(x.shape[0])
             r = native.multi_krum(x, spec.f or 0, m, mode=mode, threads=th)
             return pick(r), [int(i) for i in r.selected], r.saturated
-        # centered clipping around the previous result (or the median in the first round)
-        med = native.median(x, mode=mode, threads=th, deviation=False)
-        center = pick(med)
-        if self._previous is not None and self._previous.shape[0] == x.shape[1]:
-            prev = self._previous
-            center = native.to_q16(prev.astype(np.float32))[0] if mode == "q16_16" else prev.astype(np.float32)
+        # centered clipping around the previous result for this layer; the median only
+        # when there is none (the first round, or a model of another size)
+        prev = self._previous
+        if prev is not None and prev.shape[0] >= layer.stop and layer.stop - layer.start == x.shape[1]:
+            prev = prev[layer].astype(np.float32)
+            center = native.to_q16(prev)[0] if mode == "q16_16" else prev
+        else:
+            center = pick(native.median(x, mode=mode, threads=th, deviation=False))
         tau = self._cc_tau
         if tau is None:
             real = x.astype(np.float64) / (65536 if mode == "q16_16" else 1)

@@ -70,7 +70,7 @@ def eval_command(quick, attacks, defences, fractions, heterogeneity, seeds, roun
         click.echo(f"{type(e).__name__}: {e}", err=True)
         sys.exit(2)
     console = Console()
-    console.print(Markdown(markdown(results, grid)))
+    console.print(Markdown(markdown(results)))
     console.print("wrote " + ", ".join(str(p) for p in paths))
 
 

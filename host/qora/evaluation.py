@@ -125,7 +125,7 @@ def worst_case(summary: dict[tuple, float]) -> dict[tuple, tuple[float, str]]:
     return out
 
 
-def markdown(results: Sequence[RunResult], grid: Grid) -> str:
+def markdown(results: Sequence[RunResult]) -> str:
     summary = summarise(results)
     worst = worst_case(summary)
     lines = []
@@ -170,7 +170,7 @@ def write_outputs(results: Sequence[RunResult], grid: Grid, out: Path) -> list[P
             for i, a in enumerate(r.accuracy):
                 w.writerow([c.defence, c.attack, c.byzantine_fraction, c.heterogeneity, c.seed, i + 1, round(a, 4)])
     written.append(out / "curves.csv")
-    (out / "summary.md").write_text(markdown(results, grid))
+    (out / "summary.md").write_text(markdown(results))
     written.append(out / "summary.md")
     written += plot(results, out)
     return written

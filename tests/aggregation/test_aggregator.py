@@ -351,3 +351,17 @@ def test_an_explicit_reputation_manager_is_shared():
     agg = ByzantineAggregator("median", reputation=rep)
     agg.aggregate(scalars(1, 2, 3), client_ids=["a", "b", "c"])
     assert rep.rounds_seen("a") == 1
+
+
+def test_centered_clipping_centres_each_layer_on_the_previous_result():
+    """With a tiny radius the result barely leaves the centre, so round 2 returns round 1's
+    result, layer by layer (not the median of round 2's updates)."""
+    rng = np.random.default_rng(4)
+    first = [[rng.normal(size=(2, 2)).astype(np.float32), rng.normal(size=3).astype(np.float32)]
+             for _ in range(5)]
+    agg = ByzantineAggregator("centered_clipping", centered_clipping_tau=1e-6, centered_clipping_iterations=1)
+    r1 = agg.aggregate(first)
+    second = [[a + 100, b - 100] for a, b in first]
+    r2 = agg.aggregate(second)
+    for a, b in zip(r1, r2):
+        np.testing.assert_allclose(a, b, atol=1e-5)

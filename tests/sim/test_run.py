@@ -41,3 +41,33 @@ def test_every_defence_runs_under_attack(defence):
 def test_sybil_identities_are_fresh_every_round():
     res = simulate(replace(BASE, attack="sybil", defence="rep_trimmed_mean", byzantine_fraction=0.2, rounds=4))
     assert len(res.accuracy) == 4
+
+
+def test_client_compresses_what_it_sends():
+    import numpy as np
+
+    from qora.compression import get_compressor
+    from qora.sim.client import Client
+
+    rng = np.random.default_rng(0)
+    c = Client("n0", np.zeros((4, 2), np.float32), np.zeros(4, np.int64), model=None,
+               compressor=get_compressor("int8"))
+    delta = rng.normal(size=500).astype(np.float32)
+    msg = c.message(delta, 3)
+    assert msg.round_index == 3 and msg.n_samples == 4
+    assert msg.sent_bytes < delta.size * 4 / 3
+    scale = np.abs(delta).max() / 127
+    assert np.abs(msg.update - delta).max() <= scale / 2 + 1e-6
+    plain = Client("n1", np.zeros((4, 2), np.float32), np.zeros(4, np.int64), model=None).message(delta, 0)
+    assert plain.sent_bytes == delta.size * 4 and plain.update is delta
+
+
+def test_worker_momentum_is_the_ema_of_deltas():
+    import numpy as np
+
+    from qora.sim.client import Client
+
+    c = Client("n0", np.zeros((1, 1), np.float32), np.zeros(1, np.int64), model=None, momentum=0.5)
+    a, b = np.ones(3, np.float32), np.full(3, 3.0, np.float32)
+    np.testing.assert_allclose(c.with_momentum(a), a)
+    np.testing.assert_allclose(c.with_momentum(b), 0.5 * a + 0.5 * b)

@@ -53,6 +53,7 @@ class RunResult:
     accuracy: list[float]                 # test accuracy after each round
     banned: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    skipped_rounds: int = 0               # rounds the defence refused (everyone excluded)
 
     @property
     def final_accuracy(self) -> float:
@@ -61,7 +62,7 @@ class RunResult:
     def row(self) -> dict:
         row = asdict(self.config)
         row.update(final_accuracy=round(self.final_accuracy, 4), banned=len(self.banned),
-                   seconds=round(self.seconds, 2))
+                   skipped_rounds=self.skipped_rounds, seconds=round(self.seconds, 2))
         return row
 
 
@@ -106,6 +107,7 @@ def simulate(cfg: RunConfig, on_round: Callable[[int, float], None] | None = Non
         if attack.data_level else {}
     g = np.asarray(model.init_params(cfg.seed), dtype=np.float64)
     accuracy: list[float] = []
+    skipped = 0
     for r in range(cfg.rounds):
         seed_r = cfg.seed * 1_000_003 + r * 1009
         honest_up = np.stack([c.with_momentum(c.local_delta(g, seed_r + k)) for k, c in enumerate(honest)])
@@ -131,11 +133,14 @@ def simulate(cfg: RunConfig, on_round: Callable[[int, float], None] | None = Non
         try:
             step = agg.aggregate(updates, **kwargs)
         except InvalidInput:
-            step = np.zeros_like(g, dtype=np.float32)  # fail closed: no update this round
+            # fail closed: the aggregator refused the round (everyone excluded); the model
+            # stays where it was, and the run counts it
+            step = np.zeros_like(g, dtype=np.float32)
+            skipped += 1
         g = g + cfg.server_lr * np.asarray(step, dtype=np.float64)
         acc = float(np.mean(model.predict(g.astype(np.float32), X_test) == y_test))
         accuracy.append(acc)
         if on_round is not None:
             on_round(r, acc)
     banned = [cid for cid in agg.reputation.all_scores() if agg.reputation.is_banned(cid)]
-    return RunResult(cfg, accuracy, banned, time.perf_counter() - t0)
+    return RunResult(cfg, accuracy, banned, time.perf_counter() - t0, skipped)
