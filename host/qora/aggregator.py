@@ -153,7 +153,34 @@ class ByzantineAggregator:
                   global_params: np.ndarray | None = None):
         """Aggregate one round of updates; returns the shape and dtype of one update."""
         batch = to_batch(updates)
+        return batch.rebuild(self._aggregate_batch(batch, client_ids, weights, global_params))
+
+    def aggregate_q16(self, updates: np.ndarray, client_ids: Sequence[Any] | None = None,
+                      weights: Sequence[float] | np.ndarray | None = None) -> np.ndarray:
+        """Aggregate raw Q16.16 updates: ``(n, d)`` int32 in, ``(d,)`` int32 out.
+
+        For callers that hold fixed-point values already (the MQTT service, the ledger
+        replay): no float round trip, so the result is the C core's output bit for bit.
+        Needs ``mode="q16_16"``; norms and deviations are reported in real units.
+        """
+        if self._mode != "q16_16":
+            raise InvalidInput(f"aggregate_q16 needs mode='q16_16', this aggregator runs {self._mode!r}")
+        if not isinstance(updates, np.ndarray) or updates.dtype != np.int32 or updates.ndim != 2:
+            what = f"{updates.dtype} array of shape {updates.shape}" if isinstance(updates, np.ndarray) \
+                else type(updates).__name__
+            raise InvalidType(f"aggregate_q16 needs an (n, d) int32 array, got {what}")
+        n, d = updates.shape
+        if n == 0 or d == 0:
+            raise InvalidInput(f"empty input: n={n} updates, d={d} parameters")
+        batch = UpdateBatch(updates, ((d,),), (slice(0, d),), np.dtype(np.int32), False)
+        return self._aggregate_batch(batch, client_ids, weights, None)
+
+    def _aggregate_batch(self, batch: UpdateBatch, client_ids: Sequence[Any] | None,
+                         weights: Sequence[float] | np.ndarray | None,
+                         global_params: np.ndarray | None) -> np.ndarray:
         n = batch.n
+        raw = batch.matrix.dtype == np.int32  # Q16.16 integers in, out
+        unit = 65536.0 if raw else 1.0
         ids = self._check_ids(client_ids, n)
         w = self._check_weights(weights, n)
         excluded: dict[int, str] = {}
@@ -162,14 +189,15 @@ class ByzantineAggregator:
                 if self._reputation.is_banned(cid):
                     excluded[i] = "banned"
         if self._norm_bound is not None:
-            norms = np.linalg.norm(batch.matrix.astype(np.float64), axis=1)
+            norms = np.linalg.norm(batch.matrix.astype(np.float64), axis=1) / unit
             for i in np.nonzero(norms > self._norm_bound)[0]:
                 excluded.setdefault(int(i), "norm_bound")
         accepted = [i for i in range(n) if i not in excluded]
         # The filter compares clients with each other: it needs at least two (and its
         # own min_clients) to say anything; below that it is skipped, not failed.
         mi_min = max(2, int(getattr(self._mi_filter, "min_clients", 2)))
-        if self._mi_filter is not None and global_params is not None and len(accepted) >= mi_min:
+        if self._mi_filter is not None and global_params is not None and len(accepted) >= mi_min \
+                and not raw:
             result = self._mi_filter.filter(np.asarray(global_params), batch.matrix[accepted])
             for j in result.flagged:
                 excluded[accepted[j]] = "mutual_information"
@@ -183,7 +211,8 @@ class ByzantineAggregator:
             raise InvalidInput("the accepted updates all have weight 0")
 
         vector, info = self._aggregate_accepted(batch.take(accepted), acc_ids, acc_w)
-        deviation = np.linalg.norm(batch.matrix[accepted].astype(np.float64) - vector.astype(np.float64), axis=1)
+        deviation = np.linalg.norm(batch.matrix[accepted].astype(np.float64) - vector.astype(np.float64),
+                                   axis=1) / unit
         changes: dict[Any, tuple[float, float, str]] = {}
         if ids is not None:
             for i, reason in excluded.items():
@@ -203,7 +232,7 @@ class ByzantineAggregator:
             weights=None if info.get("weights") is None else
             {i: float(v) for i, v in zip(accepted, info["weights"])},
             reputation=changes, saturated=info["saturated"], client_ids=None if ids is None else list(ids))
-        return batch.rebuild(vector)
+        return vector
 
     # ---- internals -----------------------------------------------------------------
     @staticmethod
@@ -260,7 +289,8 @@ class ByzantineAggregator:
         mode = self._mode
         x = batch.matrix
         saturated = False
-        if mode == "q16_16":
+        raw = x.dtype == np.int32
+        if mode == "q16_16" and not raw:
             x, saturated = native.to_q16(x)
         n0 = x.shape[0]
         f_est = self._byzantine_estimate(n0)
@@ -297,7 +327,7 @@ class ByzantineAggregator:
         if selected:
             info["selected"] = selected[0] if len(selected) == 1 else selected
         info["saturated"] = saturated
-        value = native.from_q16(out) if mode == "q16_16" else out
+        value = native.from_q16(out) if mode == "q16_16" and not raw else out
         return value, info
 
     def _run_method(self, x: np.ndarray, k: int | None, w: np.ndarray | None,
@@ -330,8 +360,12 @@ class ByzantineAggregator:
         # when there is none (the first round, or a model of another size)
         prev = self._previous
         if prev is not None and prev.shape[0] >= layer.stop and layer.stop - layer.start == x.shape[1]:
-            prev = prev[layer].astype(np.float32)
-            center = native.to_q16(prev)[0] if mode == "q16_16" else prev
+            prev = prev[layer]
+            if prev.dtype == np.int32:    # the raw Q16.16 path keeps its previous result raw
+                center = prev
+            else:
+                prev = prev.astype(np.float32)
+                center = native.to_q16(prev)[0] if mode == "q16_16" else prev
         else:
             center = pick(native.median(x, mode=mode, threads=th, deviation=False))
         tau = self._cc_tau
