@@ -1,10 +1,9 @@
 #!/usr/bin/env bash
-# The main job as it stands: set up, then a federated evaluation with attackers on real data
-# (digits; every defence against the main attacks at 0 and 30 % Byzantine clients), with a
-# progress bar, a result table, and CSV + plots in eval-results/.
-# The MQTT federated run (`qora demo`) joins this when the service lands (issue 5).
+# The main job: set up, then a federated run with attackers over MQTT on an embedded broker —
+# 12 node processes (3 Byzantine) training on real data, signed updates, two aggregator services
+# (the robust defence and plain FedAvg), a progress bar, result tables, a plot, both ledgers
+# verified. Extra arguments go to `qora demo` (e.g. --broker mqtt://127.0.0.1:1883, --rounds 20).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-python3 examples/native_aggregation.py
-qora eval --quick --out eval-results
+qora demo "$@"

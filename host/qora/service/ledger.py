@@ -70,6 +70,8 @@ class Signer:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "wb") as f:
             f.write(seed)
+        # the public half beside it, for auditors to pin (`qora verify --public-key FILE`)
+        path.with_name(path.name + ".pub").write_text(signer.public_key.hex() + "\n")
         return signer
 
     def sign(self, record_bytes: bytes) -> bytes:
