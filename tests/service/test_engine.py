@@ -217,3 +217,12 @@ def test_a_store_of_another_fleet_is_refused(tmp_path):
     fleet.engine().store.close()
     with pytest.raises(Exception, match="belongs to fleet"):
         fleet.engine(fleet="otherfleet")
+
+
+def test_a_second_aggregator_on_the_same_store_is_refused(tmp_path):
+    fleet = make_fleet(tmp_path)
+    first = fleet.engine()
+    with pytest.raises(Exception, match="in use by another aggregator"):
+        fleet.engine()
+    first.store.close()
+    fleet.engine().store.close()   # free again once the first one is gone

@@ -13,6 +13,7 @@ cut may lose the last transactions (``durable=True`` makes every commit fsync).
 
 from __future__ import annotations
 
+import fcntl
 import sqlite3
 import threading
 from dataclasses import dataclass
@@ -73,6 +74,15 @@ class Store:
             self._db = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, isolation_level=None,
                                        check_same_thread=False)
             return
+        # one writer per fleet: a second `qora serve` on the same store would fight the first
+        # for the MQTT session and the rounds; the OS drops the lock when the process dies
+        self._lock_file = open(self.path.with_name(self.path.name + ".lock"), "a+")
+        try:
+            fcntl.flock(self._lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self._lock_file.close()
+            raise InvalidInput(f"{self.path} is in use by another aggregator process "
+                               f"(one writer per fleet store)") from None
         self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
@@ -86,6 +96,10 @@ class Store:
 
     def close(self) -> None:
         self._db.close()
+        lock = getattr(self, "_lock_file", None)
+        if lock is not None:
+            lock.close()  # releases the flock
+            self._lock_file = None
 
     def __enter__(self) -> "Store":
         return self

@@ -39,7 +39,7 @@ log = logging.getLogger("qora.fleet")
 class FleetSpec:
     broker: str                              # mqtt://host:port
     fleets: tuple[str, ...]                  # the same nodes serve every fleet listed
-    credentials: str                         # directory holding <fleet>/nodes/<node>.json
+    credentials: str                         # `qora provision --out` dir, or a dir of them named by fleet
     nodes: tuple[str, ...]
     byzantine: tuple[str, ...] = ()
     attack: str = "sign_flip"
@@ -157,7 +157,7 @@ def run_nodes(spec: FleetSpec, ids: list[str], stop: threading.Event | mp.synchr
     nodes: list[MqttNode] = []
     for fleet in spec.fleets:
         for node_id in ids:
-            cred = load_node_credentials(Path(spec.credentials) / fleet / "nodes" / f"{node_id}.json")
+            cred = load_node_credentials(_credentials_dir(spec, fleet) / f"{node_id}.json")
             # each node logs in as itself: with a provisioned Mosquitto the ACL then holds it
             # to its own topics; brokers that allow anonymous clients accept it as well
             addr = dataclasses.replace(broker, username=cred.mqtt_username, password=cred.mqtt_password)
@@ -195,6 +195,12 @@ def run_nodes(spec: FleetSpec, ids: list[str], stop: threading.Event | mp.synchr
     finally:
         for node in nodes:
             node.close()
+
+
+def _credentials_dir(spec: FleetSpec, fleet: str) -> Path:
+    """``credentials`` is one fleet's `qora provision --out` directory, or holds one per fleet."""
+    base = Path(spec.credentials)
+    return base / fleet / "nodes" if (base / fleet / "nodes").is_dir() else base / "nodes"
 
 
 def spawn(spec: FleetSpec, processes: int = 2) -> tuple[list[mp.Process], mp.synchronize.Event]:
