@@ -1,0 +1,1 @@
+"""qora-digits: a Flower app that shows Qora Edge excluding Byzantine SuperNodes."""
