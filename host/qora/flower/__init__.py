@@ -40,6 +40,7 @@ from qora.flower.core import (
     QoraRound,
     Rejected,
 )
+from qora.flower.fleet import FleetBridge, FleetSite, fleet_client_app
 from qora.flower.legacy import QoraLegacyStrategy
 from qora.flower.strategy import QoraStrategy
 
@@ -48,6 +49,8 @@ FLOWER_VERSION: str = _flwr.__version__
 __all__ = [
     "ACTIONS",
     "FLOWER_VERSION",
+    "FleetBridge",
+    "FleetSite",
     "PENALIZED_REASONS",
     "QoraAggregation",
     "QoraLegacyStrategy",
@@ -55,4 +58,5 @@ __all__ = [
     "QoraStrategy",
     "REASON_CODES",
     "Rejected",
+    "fleet_client_app",
 ]

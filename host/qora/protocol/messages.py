@@ -122,7 +122,7 @@ class RoundAnnouncement:
     def __post_init__(self) -> None:
         fields.ident("fleet (key 2)", self.fleet)
         _set(self, "round", fields.uint("round (key 4)", self.round, 1))
-        _set(self, "version", fields.uint("version (key 12)", self.version, 0, self.round - 1))
+        _set(self, "version", fields.uint("version (key 12)", self.version, 0, 0xFFFFFFFF))
         _set(self, "digest", fields.blob("digest (key 13)", self.digest, DIGEST_BYTES))
         _set(self, "deadline", fields.uint("deadline (key 14)", self.deadline))
         fields.text("method (key 15)", self.method, MAX_METHOD_CHARS)

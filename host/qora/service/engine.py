@@ -80,7 +80,13 @@ class RoundEngine:
     """One fleet's rounds. ``keys``: node id -> 32-byte HMAC key (the provisioned fleet)."""
 
     def __init__(self, store: Store, config: FleetConfig, keys: Mapping[str, bytes], signer: Signer,
-                 initial_model: np.ndarray | None = None, clock: Callable[[], float] = time.time) -> None:
+                 initial_model: np.ndarray | None = None, clock: Callable[[], float] = time.time,
+                 *, auto_open: bool = True) -> None:
+        """``auto_open=False``: a closed round does not open the next one; the caller does, with
+        :meth:`open_round` (the Flower fleet bridge opens one round per Flower round, on
+        Flower's global model)."""
+        self.auto_open = auto_open
+        self.is_open = False
         self.store = store
         self.keys = dict(keys)
         self.signer = signer
@@ -123,6 +129,15 @@ class RoundEngine:
         """Resume the open round (with every accepted chunk) or open the next; returns the
         retained state to (re)publish: current model, ledger head, round announcement."""
         last = self.store.last_round()
+        if (last is None or last.state != "open") and not self.auto_open:
+            self.is_open = False
+            self.round = (last.round if last else 0) + 1
+            self.version_in = self.store.latest_model_version()
+            self.deadline = float("inf")
+            self.model = tensor_from_bytes(self.store.model(self.version_in)[1], self.config.mode)
+            self.pending = {}
+            self.rejects = Counter()
+            return self.state_publications()
         if last is None or last.state != "open":
             version = self.store.latest_model_version()
             now = self.clock()
@@ -130,6 +145,7 @@ class RoundEngine:
                 self.store.open_round((last.round if last else 0) + 1, version, now,
                                       now + self.config.round_seconds)
             last = self.store.last_round()
+        self.is_open = True
         self.round, self.version_in, self.deadline = last.round, last.version_in, last.deadline
         digest, data = self.store.model(self.version_in)
         self.model = tensor_from_bytes(data, self.config.mode)
@@ -154,6 +170,31 @@ class RoundEngine:
         p = self.pending.setdefault(node, _Pending(chunk.count, chunk.encoding, chunk.samples))
         p.chunks[idx] = (message, values, chunk.raw)
 
+    def open_round(self, model: np.ndarray | None = None) -> list[Publication]:
+        """Open the next round (``auto_open=False``), on ``model`` when given (stored as a new
+        model version: the base the nodes train from). Returns the state to publish."""
+        if self.is_open:
+            raise QoraError(f"round {self.round} is open already")
+        version = self.store.latest_model_version()
+        now = self.clock()
+        with self.store.transaction():
+            if model is not None:
+                self._check_model(model)
+                if model.size != self.model.size:
+                    raise QoraError(f"the fleet's model has {self.model.size} elements, got {model.size}")
+                version += 1
+                self.store.put_model(version, None, model_digest(model, self.config.mode),
+                                     tensor_bytes(model, self.config.mode))
+            self.store.open_round(self.round, version, now, now + self.config.round_seconds)
+        self.is_open = True
+        self.version_in, self.deadline = version, now + self.config.round_seconds
+        self.model = tensor_from_bytes(self.store.model(version)[1], self.config.mode)
+        self.pending = {}
+        self.rejects = Counter()
+        for (reason, _node), n in self.store.rejects(self.round).items():
+            self.rejects[reason] += n
+        return self.state_publications()
+
     def announcement(self) -> RoundAnnouncement:
         c = self.config
         n_chunks = math.ceil(self.model.size / c.chunk_elements)
@@ -172,7 +213,8 @@ class RoundEngine:
             pubs.append(Publication(ledger_topic(c.fleet), LedgerHead(
                 fleet=c.fleet, round=head.round, hash=head.hash, signature=head.signature,
                 public_key=self.signer.public_key).encode()))
-        pubs.append(Publication(round_topic(c.fleet), self.announcement().encode()))
+        if self.is_open:  # idle (auto_open=False, between rounds): the last announcement stays
+            pubs.append(Publication(round_topic(c.fleet), self.announcement().encode()))
         return pubs
 
     # ---- intake ----------------------------------------------------------------------------
@@ -201,6 +243,8 @@ class RoundEngine:
                                 f"updates arrive on {self.config.fleet}/update/<node>, not {topic!r}")
         chunk = decode_update(payload, fleet=self.config.fleet, topic_node=t.node, keys=self.keys,
                               max_bytes=self.config.max_message_bytes)
+        if not self.is_open:
+            raise ProtocolError("wrong_round", f"no round is open (round {chunk.round} was sent)")
         values = check_update(chunk, self.announcement())
         node = chunk.node
         p = self.pending.get(node)
@@ -244,6 +288,8 @@ class RoundEngine:
         return sorted(n for n in self.keys if n not in banned)
 
     def due(self) -> bool:
+        if not self.is_open:
+            return False
         done = set(self.complete_nodes())
         active = self.active_nodes()
         if active and all(n in done for n in active):
@@ -252,7 +298,7 @@ class RoundEngine:
 
     def extend_if_late(self) -> list[Publication]:
         """Past the deadline without quorum: move the deadline and re-announce."""
-        if self.clock() < self.deadline or len(self.complete_nodes()) >= self.config.quorum:
+        if not self.is_open or self.clock() < self.deadline or len(self.complete_nodes()) >= self.config.quorum:
             return []
         self.deadline = self.clock() + self.config.round_seconds
         with self.store.transaction():
@@ -279,7 +325,9 @@ class RoundEngine:
         before = self.store.reputation(r - 1)
         params = c.aggregation_params()
         out = compute_round(params, self.model, inputs, before, dict(penalties))
-        version_out = r if out.aggregate is not None else self.version_in
+        # versions count models, not rounds: refused rounds and models brought in from
+        # outside (open_round(model)) take none / one each
+        version_out = self.store.latest_model_version() + 1 if out.aggregate is not None else self.version_in
         prev = self.store.ledger_head()
         record = {
             "format": RECORD_FORMAT, "fleet": c.fleet, "round": r,
@@ -312,12 +360,16 @@ class RoundEngine:
             self.store.put_reputation(r, out.reputation_after)
             self.store.put_ledger(r, body, digest, signature)
             self.store.set_round_state(r, "closed", now)
-            self.store.open_round(r + 1, version_out, now, now + c.round_seconds)
+            if self.auto_open:
+                self.store.open_round(r + 1, version_out, now, now + c.round_seconds)
         log.info(json.dumps({"event": "round_closed", "fleet": c.fleet, "round": r,
                              "inputs": len(inputs), "excluded": out.excluded, "refused": out.refused,
                              "hash": digest.hex()}))
         self.rounds_closed += 1
         self.round, self.version_in, self.deadline = r + 1, version_out, now + c.round_seconds
+        self.is_open = self.auto_open
+        if not self.auto_open:
+            self.deadline = float("inf")
         self.model = out.model_out
         self.pending = {}
         self.rejects = Counter()
