@@ -130,9 +130,9 @@ def provision_command(fleet, nodes, count, prefix, out, port, force) -> None:
 
 
 def _register_service_commands() -> None:
-    from qora.cli_service import demo_command, serve_command, verify_command
+    from qora.cli_service import demo_command, gateway_command, serve_command, verify_command
 
-    for command in (serve_command, verify_command, demo_command):
+    for command in (serve_command, verify_command, demo_command, gateway_command):
         main.add_command(command)
 
 

@@ -229,3 +229,50 @@ def _print_demo(console, result) -> None:
         console.print(f"{run.fleet}: ledger {run.verified} ({run.seconds:.1f} s)")
     if result.plot:
         console.print(f"wrote {result.plot}")
+
+
+@click.command("gateway")
+@click.option("--port", "ports", multiple=True, required=True,
+              help="A board's serial port: /dev/ttyUSB0, socket://127.0.0.1:5000 (QEMU, posix node), "
+                   "rfc2217://… — repeat for several boards.")
+@click.option("--broker", default="mqtt://127.0.0.1:1883", show_default=True)
+@click.option("--credentials", default=None, type=click.Path(file_okay=False, exists=True),
+              help="The nodes/ directory written by `qora provision`: each board logs in as its node.")
+@click.option("--mesh", is_flag=True, help="Also forward the fleet's updates to the boards (mesh mode).")
+@click.option("--baudrate", default=115200, show_default=True, type=int)
+def gateway_command(ports, broker, credentials, mesh, baudrate) -> None:
+    """Bridge boards on serial ports to the MQTT broker (docs/serial.md)."""
+    import time
+
+    from rich.console import Console
+    from rich.live import Live
+
+    from qora.gateway import Gateway
+    from qora.mqtt_url import parse_broker_url
+
+    logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    try:
+        address = parse_broker_url(broker)
+    except QoraError as e:
+        _fail(e)
+    console = Console(stderr=True)
+    gw = Gateway(list(ports), address, credentials=credentials, mesh=mesh, baudrate=baudrate).start()
+
+    def line() -> str:
+        parts = []
+        for link in gw.links:
+            s, d = link.stats, link.stats.decoder
+            who = f"{s.fleet}/{s.node}" if s.node else "no HELLO yet"
+            parts.append(f"{s.port} [{who}] up {s.up} down {s.down} frames {d.frames_ok} "
+                         f"crc errors {d.crc_errors} bad {d.cobs_errors + d.overflows} refused {s.refused}")
+        return "\n".join(parts)
+
+    try:
+        with Live(line(), console=console, refresh_per_second=2) as live:
+            while True:
+                time.sleep(0.5)
+                live.update(line())
+    except KeyboardInterrupt:
+        pass
+    finally:
+        gw.stop()

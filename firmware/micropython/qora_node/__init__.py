@@ -1,0 +1,1 @@
+# Qora Edge node for MicroPython: cbor, hmac256, protocol (wire protocol v1), node.

@@ -1,0 +1,1 @@
+"""Hardware-in-the-loop: scenarios written once, run against emulated or real boards."""

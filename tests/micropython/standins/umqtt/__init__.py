@@ -1,0 +1,1 @@
+# STAND-IN package for umqtt (tests only; see ../README.md).
