@@ -154,6 +154,12 @@ class RealBoard(Board):
             s.rts = False
 
 
+def real_blobs() -> list[str]:
+    """The config blobs the real boards were flashed with, in QORA_HIL_PORTS order."""
+    value = os.environ.get("QORA_HIL_BLOBS", "").strip()
+    return [p.strip() for p in value.split(",") if p.strip()]
+
+
 def real_ports() -> list[str]:
     value = os.environ.get("QORA_HIL_PORTS", "").strip()
     return [p.strip() for p in value.split(",") if p.strip()]

@@ -23,7 +23,7 @@ from hil.boards import Board, PosixBoard, QemuBoard, RealBoard, build_firmware
 from qora import native
 from qora.gateway import Gateway
 from qora.mqtt_url import parse_broker_url
-from qora.nodeconfig import NodeConfig
+from qora.nodeconfig import NodeConfig, round_seed
 from qora.provision import load_keys, provision
 from qora.service import AggregatorService, FleetConfig, RoundEngine, Signer, Store, verify_store
 from qora.service.compute import assemble_input, tensor_from_bytes
@@ -64,6 +64,8 @@ class Rig:
         self.close()
 
     def _setup(self) -> None:
+        if any(k.startswith("real:") for k in self.kinds):
+            return self._setup_real()
         self.fleet = f"hil-{uuid.uuid4().hex[:8]}"
         self.nodes = [f"b{i}" for i in range(len(self.kinds))]
         keys_dir = self.workdir / "fleet"
@@ -106,7 +108,35 @@ class Rig:
         if not self.mesh:
             self._start_service(keys_dir)
 
-    def _start_service(self, keys_dir: Path) -> None:
+    def _setup_real(self) -> None:
+        """Boards flashed beforehand: their blobs (QORA_HIL_BLOBS, one per port) say who they are."""
+        from hil.boards import real_blobs
+        from qora.nodeconfig import parse_blob
+
+        blobs = real_blobs()
+        if len(blobs) != len(self.kinds):
+            raise RuntimeError(f"QORA_HIL_BLOBS names {len(blobs)} blobs for {len(self.kinds)} boards")
+        self.configs = {}
+        for path in blobs:
+            cfg = parse_blob(Path(path).read_bytes())
+            self.configs[cfg.node] = cfg
+        fleets = {c.fleet for c in self.configs.values()}
+        if len(fleets) != 1:
+            raise RuntimeError(f"the blobs belong to several fleets: {sorted(fleets)}")
+        self.fleet = fleets.pop()
+        self.nodes = list(self.configs)
+        self.keys = {n: c.key for n, c in self.configs.items()}
+        self.byzantine = {i for i, n in enumerate(self.nodes) if self.configs[n].attack != "none"}
+        self.init = native.to_q16(np.asarray(make_model("softmax", "float32").init_params(self.seed),
+                                             np.float32))[0]
+        for node, kind in zip(self.nodes, self.kinds):
+            self.boards.append(RealBoard(node, self.workdir / "boards" / node, kind.split(":", 1)[1]).start())
+        self.gateway = Gateway([b.url for b in self.boards], parse_broker_url(self.broker), mesh=self.mesh).start()
+        self.service = None
+        if not self.mesh:
+            self._start_service(None)
+
+    def _start_service(self, keys_dir: Path | None) -> None:
         config = FleetConfig(fleet=self.fleet, method=self.method, trim_fraction=self.trim_fraction,
                              mode="q16_16", quorum=max(1, len(self.nodes) - 1),
                              round_seconds=self.round_seconds, chunk_elements=1024, layout=SIZES)
@@ -154,7 +184,7 @@ class Rig:
         """The delta the board must have sent: the integer training step, on the host."""
         cfg = self.configs[node]
         local = Q16Model(SIZES).train_node(model_in, cfg.X_q, cfg.y, cfg.epochs, cfg.batch, cfg.lr_q,
-                                           (cfg.seed + round_) & 0xFFFFFFFF)
+                                           round_seed(cfg.seed, round_, cfg.epochs))
         delta = np.clip(local.astype(np.int64) - model_in.astype(np.int64), -2**31, 2**31 - 1)
         if cfg.attack == "sign_flip":
             p = delta * -cfg.attack_scale

@@ -83,6 +83,62 @@ class NodeConfig:
         return bytes(out)
 
 
+def round_seed(seed: int, round_: int, epochs: int) -> int:
+    """node.h's qn_round_seed: the seed a node trains round ``round_`` with."""
+    return (seed + round_ * max(epochs, 1)) & 0xFFFFFFFF
+
+
+def parse_blob(blob: bytes) -> NodeConfig:
+    """Read a blob back (the HIL rig does, for boards flashed beforehand); checks the CRC."""
+    pos = 0
+
+    def take(fmt: str):
+        nonlocal pos
+        vals = struct.unpack_from(fmt, blob, pos)
+        pos += struct.calcsize(fmt)
+        return vals if len(vals) > 1 else vals[0]
+
+    def take_id() -> str:
+        nonlocal pos
+        n = take("<B")
+        s = blob[pos:pos + n].decode()
+        pos += n
+        return s
+
+    try:
+        if blob[:4] != MAGIC:
+            raise InvalidInput("not a node config blob (no QNCF magic)")
+        pos = 4
+        if take("<I") != VERSION:
+            raise InvalidInput(f"unsupported node config version (this qora reads {VERSION})")
+        fleet, node = take_id(), take_id()
+        key = blob[pos:pos + 32]
+        pos += 32
+        n_sizes = take("<B")
+        sizes = tuple(take("<H") for _ in range(n_sizes))
+        epochs, batch, seed, lr_q = take("<IIIi")
+        attack, attack_scale = take("<Bi")
+        mesh_n, mesh_method, mesh_f = take("<BBB")
+        mesh = []
+        for _ in range(mesh_n):
+            mid = take_id()
+            mesh.append((mid, blob[pos:pos + 32]))
+            pos += 32
+        m = take("<I")
+        pos = (pos + 3) // 4 * 4
+        X = np.frombuffer(blob, "<i4", m * sizes[0], pos).astype(np.int32).reshape(m, sizes[0])
+        pos += 4 * m * sizes[0]
+        y = np.frombuffer(blob, np.uint8, m, pos).astype(np.int64)
+        pos += m
+        if take("<I") != zlib.crc32(blob[:pos - 4]):
+            raise InvalidInput("node config blob: CRC mismatch (damaged or truncated)")
+    except (struct.error, ValueError, IndexError) as e:
+        raise InvalidInput(f"node config blob is truncated or malformed: {e}") from None
+    return NodeConfig(fleet, node, bytes(key), X, y, sizes, epochs, batch, seed, lr_q,
+                      {v: k for k, v in ATTACKS.items()}[attack], attack_scale, tuple(mesh),
+                      {v: k for k, v in MESH_METHODS.items()}[mesh_method], mesh_f)
+
+
 def _id(s: str) -> bytes:
     b = s.encode()
     return struct.pack("<B", len(b)) + b

@@ -26,8 +26,11 @@ static uint32_t g_mesh_chunks[QN_MESH_MAX];         /* bitmask of chunks receive
 #endif
 
 static void send_frame(qn_node *nd, uint8_t type, const uint8_t *content, size_t n) {
+    static const uint8_t delimiter = 0;  /* ends any noise on the line before the frame */
     size_t k = qn_frame_encode(type, content, n, g_frame, sizeof g_frame);
-    if (k) nd->hal->uart_write(nd->hal->ctx, g_frame, k);
+    if (!k) return;
+    nd->hal->uart_write(nd->hal->ctx, &delimiter, 1);
+    nd->hal->uart_write(nd->hal->ctx, g_frame, k);
 }
 
 static void log_text(qn_node *nd, const char *s) {
@@ -169,7 +172,7 @@ static void compute_delta(qn_node *nd, uint32_t round) {
     uint32_t np = nd->elements;
     memcpy(g_local, g_global, np * sizeof g_local[0]);
     (void)qn_train(g_local, &s, cfg->X, cfg->y, cfg->m, cfg->epochs, cfg->batch, cfg->lr_q,
-                   cfg->seed + round, g_order, g_scratch, sizeof g_scratch);
+                   qn_round_seed(cfg->seed, round, cfg->epochs), g_order, g_scratch, sizeof g_scratch);
     uint32_t flags = 0;
     for (uint32_t i = 0; i < np; i++) {
         int32_t d = sat_sub(g_local[i], g_global[i]);

@@ -188,7 +188,8 @@ class BoardLink:
             if s is None:
                 return
             try:
-                s.write(frame)
+                # a leading 0x00 ends any noise on the line before the frame (docs/serial.md)
+                s.write(b"\x00" + frame)
                 s.flush()
             except (serial.SerialException, OSError) as e:
                 log.info("%s: write failed (%s)", self.port_url, e)

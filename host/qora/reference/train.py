@@ -6,6 +6,8 @@ ReLU network with a softmax output, the loss-free backward pass
 (dL/dz = softmax - onehot), and one plain minibatch SGD step on the mean
 cross-entropy gradient. docs/fixed-point-training.md describes the algorithm
 step by step; every rounding point is marked ``[R#]`` here and there.
+``node_order`` and ``train_node_q16`` define what the node's qn_train adds: its
+visiting order (xorshift32 Fisher-Yates) and the epoch loop (the doc's "On the node").
 
 Valid MicroPython: no typing, no f-strings, no floats, no int.bit_length; the
 only import is the sibling q16 module. Wide intermediates (up to 2^63) need
@@ -345,4 +347,60 @@ def train_epoch_q16(params_q, layer_sizes, X_q, y, lr_q, batch_size, order):
     for start in range(0, len(order), batch_size):
         idx = order[start:start + batch_size]
         p = sgd_step_q16(p, layer_sizes, [X_q[i] for i in idx], [y[i] for i in idx], lr_q)
+    return p
+
+
+# ---- on the node: visiting order and the training loop of qn_train ------------------------
+# A board has no numpy permutation; qnode/train.h's qn_node_order and qn_train are defined
+# here (docs/fixed-point-training.md, "On the node").
+MASK32 = 0xFFFFFFFF
+# xorshift32 never leaves 0, so seed 0 starts from this state instead (2^32 / golden ratio)
+NODE_SEED_ZERO = 0x9E3779B9
+
+
+def node_order(seed, m):
+    """The visiting order of ``m`` rows a node uses for ``seed`` (0 <= seed < 2^32).
+
+    Fisher-Yates over [0, 1, ..., m-1] from the last index down, driven by xorshift32
+    (state x = seed, or NODE_SEED_ZERO for seed 0; each draw is
+    x ^= x << 13; x ^= x >> 17; x ^= x << 5, all mod 2^32, and returns the new x):
+    for i = m-1 .. 1: j = next() % (i + 1); swap order[i], order[j]. Index 0 draws nothing."""
+    if seed < 0 or seed > MASK32:
+        raise ValueError("seed must be in [0, 2^32)")
+    if m < 0:
+        raise ValueError("m must be >= 0")
+    x = seed if seed else NODE_SEED_ZERO
+    order = list(range(m))
+    for i in range(m - 1, 0, -1):
+        x ^= (x << 13) & MASK32
+        x ^= x >> 17
+        x ^= (x << 5) & MASK32
+        j = x % (i + 1)
+        t = order[i]
+        order[i] = order[j]
+        order[j] = t
+    return order
+
+
+def train_node_q16(params_q, layer_sizes, X_q, y, epochs, batch_size, lr_q, seed):
+    """What the node's qn_train computes: ``epochs`` epochs of train_epoch_q16 over the m rows
+    of X_q, epoch e (0-based) visiting them in node_order((seed + e) mod 2^32, m), in batches
+    of batch_size (the last may be smaller). m = 0 or epochs = 0 returns the params unchanged.
+    Returns new params (a list)."""
+    if len(X_q) != len(y):
+        raise ValueError("X_q and y differ in length")
+    if epochs < 0:
+        raise ValueError("epochs must be >= 0")
+    if batch_size < 1:
+        raise ValueError("batch_size must be >= 1")
+    if seed < 0 or seed > MASK32:
+        raise ValueError("seed must be in [0, 2^32)")
+    _check(params_q, layer_sizes)
+    p = list(params_q)
+    m = len(X_q)
+    if m == 0:
+        return p
+    for e in range(epochs):
+        order = node_order((seed + e) & MASK32, m)
+        p = train_epoch_q16(p, layer_sizes, X_q, y, lr_q, batch_size, order)
     return p

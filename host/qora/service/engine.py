@@ -5,11 +5,13 @@
     persist (one transaction), sign -> publish model r, ledger head, round r+1
 
 The MQTT client (qora.service.mqtt) feeds it and sends what it returns; tests drive
-it directly. Everything accepted is in the store before ``handle`` returns.
+it directly. Everything accepted is in the store before ``handle`` returns, or, inside
+``with engine.intake():``, when that block ends (one commit for a burst of messages).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
@@ -117,6 +119,7 @@ class RoundEngine:
         self.rejects: Counter = Counter()        # reason -> count, this round
         self.rejects_total: Counter = Counter()  # since start
         self.rounds_closed = 0
+        self._in_intake = False
 
     def _check_model(self, values: np.ndarray) -> None:
         want = np.int32 if self.config.mode == "q16_16" else np.float32
@@ -218,6 +221,18 @@ class RoundEngine:
         return pubs
 
     # ---- intake ----------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def intake(self):
+        """Handle several messages in one SQLite transaction: what they add is committed together
+        when the block ends (acknowledge them only after that). A commit per message costs more
+        than decoding and authenticating it."""
+        with self.store.transaction():
+            self._in_intake = True
+            try:
+                yield self
+            finally:
+                self._in_intake = False
+
     def handle(self, topic: str, payload: bytes) -> Verdict:
         """Decode, authenticate, validate and store one update message. Never raises for bad input."""
         try:
@@ -260,8 +275,11 @@ class RoundEngine:
                                f"samples={chunk.samples}; earlier chunks said count={p.count}, "
                                f"encoding={p.encoding}, samples={p.samples}")
         now = self.clock()
-        with self.store.transaction():
+        if self._in_intake:
             self.store.put_chunk(self.round, node, chunk.index, payload, now)
+        else:
+            with self.store.transaction():
+                self.store.put_chunk(self.round, node, chunk.index, payload, now)
         if p is None:
             p = self.pending[node] = _Pending(chunk.count, chunk.encoding, chunk.samples)
         p.chunks[chunk.index] = (payload, values, chunk.raw)

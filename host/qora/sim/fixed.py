@@ -4,6 +4,8 @@
 node firmware; docs/fixed-point-training.md) vectorised over the minibatch and the layer,
 in int64 arrays. Same inputs give the same bits as ``reference.train.sgd_step_q16`` /
 ``train_epoch_q16``; tests/sim/test_fixed_training.py checks it with hypothesis.
+:meth:`Q16Model.train_node` replays a node's ``qn_train`` (its own visiting order,
+``reference.train.node_order``); tests/firmware/test_train.py checks it against the C.
 
 Why int64 is enough (every bound is a hard one, not a typical value):
 
@@ -300,6 +302,32 @@ class Q16Model:
         for s in range(0, order.size, batch_size):
             idx = order[s:s + batch_size]
             p = self._step(p, x[idx], labels[idx], lr)
+        return p.astype(np.int32)
+
+    def train_node(self, params_q: object, X_q: object, y: object, epochs: int,
+                   batch_size: int, lr_q: int, seed: int) -> np.ndarray:
+        """What a node's ``qn_train`` computes (reference.train.train_node_q16): epoch ``e``
+        visits the rows in ``reference.train.node_order((seed + e) mod 2^32, m)``, not in
+        numpy's permutation; ``lr_q`` is raw Q16.16. Returns int32 params (unchanged when X_q
+        has no rows or ``epochs`` is 0)."""
+        p, _ = self._params(params_q)
+        x = self._X(X_q)
+        labels = self._y(y, x.shape[0])
+        lr = self._lr_q(lr_q)
+        if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 0:
+            raise InvalidInput(f"epochs must be an int >= 0, got {epochs!r}")
+        if (isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer))
+                or not 1 <= batch_size <= MAX_BATCH):
+            raise InvalidInput(f"batch_size must be an int in 1..{MAX_BATCH}, got {batch_size!r}")
+        if (isinstance(seed, bool) or not isinstance(seed, (int, np.integer))
+                or not 0 <= seed <= _ref.MASK32):
+            raise InvalidInput(f"seed must be an int in [0, 2^32), got {seed!r}")
+        m = x.shape[0]
+        for e in range(int(epochs) if m else 0):
+            order = np.array(_ref.node_order((int(seed) + e) & _ref.MASK32, m), dtype=np.intp)
+            for s in range(0, m, batch_size):
+                idx = order[s:s + batch_size]
+                p = self._step(p, x[idx], labels[idx], lr)
         return p.astype(np.int32)
 
     def train(self, params: object, X: object, y: object, epochs: int = 1, lr: float = 0.1,

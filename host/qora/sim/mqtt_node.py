@@ -69,13 +69,21 @@ class MqttNode:
     def _on_message(self, msg) -> None:
         try:
             topic = parse_topic(msg.topic)
+            if topic.fleet != self.fleet:
+                # not ours (amqtt 0.11 sends every new client the retained messages matching
+                # anyone's subscription, other fleets' included): ignored, as the protocol says
+                return
             if topic.kind == "round":
                 ann = RoundAnnouncement.decode(bytes(msg.payload))
+                if ann.fleet != self.fleet:
+                    raise ProtocolError("wrong_fleet", f"a ROUND of fleet {ann.fleet!r} on {msg.topic}")
                 with self._lock:
                     if self._announcement is None or ann.round >= self._announcement.round:
                         self._announcement = ann
             elif topic.kind == "model":
                 chunk = ModelChunk.decode(bytes(msg.payload))
+                if chunk.fleet != self.fleet:
+                    raise ProtocolError("wrong_fleet", f"a MODEL chunk of fleet {chunk.fleet!r} on {msg.topic}")
                 with self._lock:
                     self._chunks.setdefault(chunk.version, {})[chunk.index] = chunk
                     for v in [v for v in self._chunks if v < chunk.version - 1]:

@@ -85,6 +85,12 @@ typedef struct {
     uint8_t mesh_got[QN_MESH_MAX];
 } qn_node;
 
+/* The training seed of a round: round r's epoch e visits rows in qn_node_order(seed + r*E + e),
+ * so no two epochs of one node, in any rounds, share an order (mod 2^32). */
+static inline uint32_t qn_round_seed(uint32_t seed, uint32_t round, uint32_t epochs) {
+    return seed + round * (epochs ? epochs : 1u);
+}
+
 /* Parse a config blob (docs/firmware.md); 0 or a negative error. The shard pointers point
  * into the blob. */
 int qn_config_parse(qn_config *cfg, const uint8_t *blob, size_t n);
