@@ -27,7 +27,8 @@ from qora.gateway.framing import ASK_HELLO, HELLO, LOG, PUBLISH, FrameDecoder, e
     parse_publish, publish_content
 from qora.mqtt_client import make_client
 from qora.mqtt_url import BrokerAddress
-from qora.protocol import ProtocolError, parse_topic, round_topic, subscription, validate_id
+from qora.protocol import (ProtocolError, Status, parse_topic, round_topic, status_topic, subscription,
+                           validate_id)
 
 log = logging.getLogger("qora.gateway")
 
@@ -60,6 +61,7 @@ class BoardLink:
         self._write_lock = threading.Lock()
         self._client = None
         self._stop = threading.Event()
+        self._last_ask = 0.0
         self._thread = threading.Thread(target=self._run, daemon=True, name=f"gateway-{port}")
 
     # ---- lifecycle -------------------------------------------------------------------------
@@ -70,7 +72,7 @@ class BoardLink:
     def stop(self) -> None:
         self._stop.set()
         self._thread.join(timeout=5)
-        self._drop_client()
+        self._drop_client(offline=True)
         if self._serial is not None:
             self._serial.close()
 
@@ -120,6 +122,8 @@ class BoardLink:
     def _hello(self, content: bytes) -> None:
         try:
             hello = cbor2.loads(content)
+            if hello.get(0) != 1:
+                raise ValueError(f"protocol version {hello.get(0)!r}, this gateway speaks 1")
             fleet, node = validate_id(hello[2], "fleet"), validate_id(hello[3], "node")
         except Exception as e:  # noqa: BLE001 - any malformed HELLO is refused the same way
             self.stats.refused += 1
@@ -127,7 +131,7 @@ class BoardLink:
             return
         self.stats.hellos += 1
         if (fleet, node) != (self.stats.fleet, self.stats.node) or self._client is None:
-            self._drop_client()
+            self._drop_client(offline=True)
             self.stats.fleet, self.stats.node = fleet, node
             self._client = self._connect(fleet, node)
         else:
@@ -152,10 +156,16 @@ class BoardLink:
                 cred = load_node_credentials(path, fleet=fleet, node=node)
                 address = dataclasses.replace(address, username=cred.mqtt_username, password=cred.mqtt_password)
         return make_client(address, f"gw-{fleet}-{node}", subscriptions=self._subscriptions(fleet),
-                           on_message=self._on_mqtt, protocol=self.mqtt_version)
+                           on_message=self._on_mqtt, protocol=self.mqtt_version,
+                           will=(status_topic(fleet, node), Status(fleet=fleet, node=node, online=False).encode()))
 
-    def _drop_client(self) -> None:
+    def _drop_client(self, offline: bool = False) -> None:
+        """End the node's MQTT session; ``offline``: say so first (a clean disconnect fires no will)."""
         if self._client is not None:
+            if offline and self.stats.node:
+                self._client.publish(status_topic(self.stats.fleet, self.stats.node),
+                                     Status(fleet=self.stats.fleet, node=self.stats.node, online=False).encode(),
+                                     qos=1, retain=True)
             self._client.disconnect()
             self._client.loop_stop()
             self._client = None
@@ -167,8 +177,16 @@ class BoardLink:
         except (ValueError, ProtocolError):
             self.stats.refused += 1
             return
+        if self._client is None:
+            # a board that publishes before any HELLO was accepted: ask it who it is (at most 1/s)
+            self.stats.refused += 1
+            now = time.monotonic()
+            if now - self._last_ask >= 1.0:
+                self._last_ask = now
+                self._write(encode_frame(ASK_HELLO, b""))
+            return
         own = t.kind in ("update", "status") and t.node == self.stats.node and t.fleet == self.stats.fleet
-        if not own or self._client is None:
+        if not own:
             self.stats.refused += 1
             log.warning("%s: board %s may not publish on %s", self.port_url, self.stats.node, topic)
             return

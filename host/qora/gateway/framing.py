@@ -19,6 +19,7 @@ MAX_CONTENT = 16384 + 256
 def cobs_encode(data: bytes) -> bytes:
     out = bytearray()
     block = bytearray()
+    full = False
     for b in data:
         if b == 0:
             out.append(len(block) + 1)
@@ -30,8 +31,12 @@ def cobs_encode(data: bytes) -> bytes:
                 out.append(255)
                 out += block
                 block.clear()
-    out.append(len(block) + 1)
-    out += block
+                full = True
+                continue
+        full = False
+    if block or not data or not full:  # no empty block after a final 0xFF block (docs/serial.md)
+        out.append(len(block) + 1)
+        out += block
     return bytes(out)
 
 
@@ -66,13 +71,22 @@ def publish_content(topic: str, payload: bytes) -> bytes:
     return struct.pack("<H", len(t)) + t + payload
 
 
+MAX_TOPIC, MAX_PAYLOAD = 254, 16384
+
+
 def parse_publish(content: bytes) -> tuple[str, bytes]:
+    """(topic, payload) of a PUBLISH frame; ValueError naming what is wrong."""
     if len(content) < 2:
         raise ValueError("PUBLISH frame shorter than its topic length")
     n = struct.unpack_from("<H", content)[0]
+    if not 1 <= n <= MAX_TOPIC:
+        raise ValueError(f"PUBLISH topic length must be 1..{MAX_TOPIC}, got {n}")
     if len(content) < 2 + n:
         raise ValueError(f"PUBLISH topic of {n} bytes runs past the frame ({len(content)} bytes)")
-    return content[2:2 + n].decode("utf-8", errors="strict"), content[2 + n:]
+    payload = content[2 + n:]
+    if not 1 <= len(payload) <= MAX_PAYLOAD:
+        raise ValueError(f"PUBLISH payload must be 1..{MAX_PAYLOAD} bytes, got {len(payload)}")
+    return content[2:2 + n].decode("utf-8", errors="strict"), payload
 
 
 @dataclass
@@ -95,7 +109,9 @@ class FrameDecoder:
 
     def feed(self, data: bytes) -> list[Frame]:
         frames = []
-        limit = self.max_content + 5 + (self.max_content + 5) // 254 + 2
+        # the longest encoded frame (without its 0x00): 16711 bytes for the default content limit
+        body = self.max_content + 5                     # type + content + CRC
+        limit = body + (body + 253) // 254
         for b in data:
             if b != 0:
                 if len(self._buf) < limit:
