@@ -212,9 +212,9 @@ def _print_demo(console, result) -> None:
     rj.add_column("fleet")
     rj.add_column("rejects")
     for run in result.runs:
-        rj.add_row(run.fleet, ", ".join(f"{k} {v}" for k, v in sorted(run.rejects.items())) or "none")
+        rj.add_row(run.label, ", ".join(f"{k} {v}" for k, v in sorted(run.rejects.items())) or "none")
     console.print(rj)
-    rep = Table(title=f"Reputation after the last round ({robust.fleet})")
+    rep = Table(title=f"Reputation after the last round ({robust.label})")
     rep.add_column("node")
     rep.add_column("role")
     rep.add_column("score", justify="right")
@@ -226,7 +226,7 @@ def _print_demo(console, result) -> None:
         rep.add_row(node, role, "-" if score is None else f"{score:.2f}", status)
     console.print(rep)
     for run in result.runs:
-        console.print(f"{run.fleet}: ledger {run.verified} ({run.seconds:.1f} s)")
+        console.print(f"{run.label}: ledger {run.verified} ({run.seconds:.1f} s), store {result.config.out}/work/{run.fleet}.db")
     if result.plot:
         console.print(f"wrote {result.plot}")
 

@@ -9,6 +9,7 @@ both, rejects, each node's reputation), a PNG plot, and both ledgers verified.
 
 from __future__ import annotations
 
+import secrets
 import shutil
 import threading
 import time
@@ -19,7 +20,8 @@ import numpy as np
 
 from qora import native
 from qora.broker import EmbeddedBroker
-from qora.errors import InvalidInput
+from qora.errors import InvalidInput, QoraError
+from qora.mqtt_client import forget_fleet
 from qora.mqtt_url import parse_broker_url
 from qora.provision import load_keys, provision
 from qora.service import AggregatorService, FleetConfig, RoundEngine, Signer, Store, verify_store
@@ -64,6 +66,7 @@ class FleetRun:
     excluded: list[dict[str, str]] = field(default_factory=list)
     rejects: dict[str, int] = field(default_factory=dict)
     scores: dict[str, float] = field(default_factory=dict)
+    label: str = ""                   # demo-robust / demo-fedavg (the fleet name has a run tag)
     verified: str = ""
     seconds: float = 0.0
     error: BaseException | None = None
@@ -94,7 +97,10 @@ def run_demo(cfg: DemoConfig, on_round=None, on_status=None) -> DemoResult:
     work.mkdir(parents=True)
     nodes = [f"node-{i:02d}" for i in range(cfg.nodes)]
     byzantine = nodes[cfg.nodes - cfg.byzantine:]
-    fleets = {"demo-robust": cfg.method, "demo-fedavg": "fedavg"}
+    # a fresh pair of fleet names per run: a shared broker (Mosquitto) keeps retained state and
+    # the aggregators' sessions, which a later run must not inherit; cleared at the end
+    tag = secrets.token_hex(3)
+    fleets = {f"demo-robust-{tag}": cfg.method, f"demo-fedavg-{tag}": "fedavg"}
     for fleet in fleets:
         provision(fleet, nodes, work / fleet)
     ds = data_lib.load_digits(seed=cfg.seed)
@@ -127,7 +133,7 @@ def run_demo(cfg: DemoConfig, on_round=None, on_status=None) -> DemoResult:
             store = Store(work / f"{fleet}.db")
             engine = RoundEngine(store, config, keys.nodes, Signer.load_or_create(work / "aggregator.key"),
                                  initial_model=init)
-            run = FleetRun(fleet, method)
+            run = FleetRun(fleet, method, label=fleet.rsplit("-", 1)[0])
             runs.append(run)
             agg_address = type(address)(address.host, address.port, keys.aggregator_username,
                                         keys.aggregator_password, address.tls)
@@ -139,7 +145,7 @@ def run_demo(cfg: DemoConfig, on_round=None, on_status=None) -> DemoResult:
                 run.excluded.append(dict(closed.excluded))
                 run.scores = closed.scores
                 if on_round:
-                    on_round(run.fleet, closed.round, acc)
+                    on_round(run.label, closed.round, acc)
 
             svc = AggregatorService(engine, agg_address, on_round=round_done,
                                     on_status=on_status if method != "fedavg" else None,
@@ -149,8 +155,18 @@ def run_demo(cfg: DemoConfig, on_round=None, on_status=None) -> DemoResult:
             threads.append(t)
         for t in threads:
             t.start()
-        for t in threads:
-            t.join()
+        # watch the node processes: if they all die, no round can close
+        limit = time.monotonic() + cfg.rounds * cfg.round_seconds * 3 + 60
+        while any(t.is_alive() for t in threads):
+            if not any(p.is_alive() for p in procs) or time.monotonic() > limit:
+                for svc, _store, _run in services:
+                    svc.stop()
+                for t in threads:
+                    t.join(timeout=15)
+                why = "the node processes exited" if not any(p.is_alive() for p in procs) else "time ran out"
+                raise QoraError(f"qora demo stopped early: {why} "
+                                f"(exit codes {[p.exitcode for p in procs]})")
+            time.sleep(0.2)
     finally:
         stop.set()
         for p in procs:
@@ -162,6 +178,12 @@ def run_demo(cfg: DemoConfig, on_round=None, on_status=None) -> DemoResult:
             store.close()
         if broker is not None:
             broker.stop()
+        else:
+            for fleet in fleets:
+                try:
+                    forget_fleet(address, fleet)
+                except QoraError:
+                    pass  # the broker went away: nothing left to clear there
     for run in runs:
         if run.error is not None:
             raise run.error

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from typing import Callable, Iterable
 
 import paho.mqtt.client as mqtt
@@ -139,3 +140,42 @@ def expiry_properties(seconds: int) -> Properties:
     props = Properties(PacketTypes.PUBLISH)
     props.MessageExpiryInterval = max(1, int(seconds))
     return props
+
+
+def forget_fleet(address: BrokerAddress, fleet: str, aggregator_client_id: str | None = None,
+                 timeout: float = 5.0) -> int:
+    """Clear a fleet's retained messages and end its aggregator's persistent session on the
+    broker (a decommissioned fleet, or a demo run on a shared broker). Returns the number of
+    retained topics cleared."""
+    seen: set[str] = set()
+    subscribed = threading.Event()
+    c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="", protocol=MQTTProtocolVersion.MQTTv311)
+    _credentials(c, address)
+    c.on_message = lambda cl, u, m: seen.add(m.topic) if m.retain else None
+    c.on_subscribe = lambda *a: subscribed.set()
+    try:
+        c.connect(address.host, address.port, keepalive=30)
+    except OSError as e:
+        raise BrokerUnavailable(f"cannot reach the MQTT broker at {address.host}:{address.port}: {e}") from None
+    c.loop_start()
+    try:
+        c.subscribe(f"qora/v1/{fleet}/#", qos=1)
+        subscribed.wait(timeout)
+        time.sleep(0.3)  # retained messages follow the SUBACK
+        for info in [c.publish(t, b"", qos=1, retain=True) for t in sorted(seen)]:
+            info.wait_for_publish(timeout)
+    finally:
+        c.disconnect()
+        c.loop_stop()
+    # a clean-session connect under the aggregator's client id drops its stored session
+    done = threading.Event()
+    s = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=aggregator_client_id or f"qora-aggregator-{fleet}",
+                    protocol=MQTTProtocolVersion.MQTTv311, clean_session=True)
+    _credentials(s, address)
+    s.on_connect = lambda *a: done.set()
+    s.connect(address.host, address.port, keepalive=30)
+    s.loop_start()
+    done.wait(timeout)
+    s.disconnect()
+    s.loop_stop()
+    return len(seen)

@@ -60,6 +60,7 @@ class AggregatorService:
         self._need_state = True
         self._infos: list = []
         self._unconfirmed: set[int] = set()
+        self.ignored = 0   # messages outside our subscription (see _ours)
         self.protocol = protocol
         self.last_closed: ClosedRound | None = None
 
@@ -132,11 +133,23 @@ class AggregatorService:
             self.metrics.connected(ok)
 
     # ---- work ------------------------------------------------------------------------------
+    def _ours(self, topic: str) -> bool:
+        # amqtt 0.11 hands a new client the retained messages of *every* subscription on the
+        # broker; what is not on our own subscription is not an update to us: ignored, not
+        # counted against anyone (mosquitto never delivers such messages)
+        prefix = f"qora/v1/{self.engine.config.fleet}/update/"
+        return topic.startswith(prefix) and "/" not in topic[len(prefix):]
+
     def _handle_batch(self, msgs: list) -> None:
         """One SQLite commit for the burst; the acks go out only after it."""
+        ours = [m for m in msgs if self._ours(m.topic)]
+        self.ignored += len(msgs) - len(ours)
         with self.engine.intake():
-            verdicts = [self.engine.handle(m.topic, bytes(m.payload)) for m in msgs]
-        for msg, verdict in zip(msgs, verdicts):
+            verdicts = [self.engine.handle(m.topic, bytes(m.payload)) for m in ours]
+        for msg in msgs:
+            if msg.qos > 0 and not self._ours(msg.topic):
+                self._client.ack(msg.mid, msg.qos)
+        for msg, verdict in zip(ours, verdicts):
             if self.metrics:
                 self.metrics.message(verdict)
             if msg.qos > 0:

@@ -25,6 +25,8 @@ from qora.protocol import (Encoding, ModelChunk, ProtocolError, RoundAnnouncemen
 
 log = logging.getLogger("qora.node")
 
+RESEND_DELAY_S = 3.0
+
 Compute = Callable[[np.ndarray, RoundAnnouncement], "np.ndarray | None"]
 
 
@@ -38,6 +40,8 @@ class MqttNode:
         self.compute, self.submit, self.samples = compute, submit, samples
         self.encoding = encoding
         self.rounds_sent: list[int] = []
+        self._last_sent = None
+        self._connections = 0
         self._lock = threading.Lock()
         self._announcement: RoundAnnouncement | None = None
         self._chunks: dict[int, dict[int, ModelChunk]] = {}   # version -> index -> chunk
@@ -53,9 +57,27 @@ class MqttNode:
         self.v5 = self.client.protocol == 5
         self._has_client.set()
 
+    def _resend_last(self) -> None:
+        """After a reconnect, send the latest update again: if the broker restarted before the
+        aggregator re-subscribed, it was lost; if not, the aggregator counts a harmless replay."""
+        last = self._last_sent
+        if last is None:
+            return
+        ann, messages = last
+        with self._lock:
+            current = self._announcement
+        if current is not None and current.round == ann.round:
+            for m in messages:
+                self.publish_raw(m, ann)
+
     def _on_connected(self, ok: bool) -> None:
         # paho may connect before make_client has returned the client to us
         if ok and self._has_client.wait(10):
+            if self._connections:  # give the aggregator time to be back on its subscription too
+                t = threading.Timer(RESEND_DELAY_S, lambda: self.submit(self._resend_last))
+                t.daemon = True
+                t.start()
+            self._connections += 1
             self.client.publish(status_topic(self.fleet, self.node),
                                 Status(fleet=self.fleet, node=self.node, online=True).encode(), qos=1, retain=True)
 
@@ -124,9 +146,11 @@ class MqttNode:
             values, enc = native.to_q16(update)[0], Encoding.Q16
         else:
             values, enc = update, (Encoding.I8 if self.encoding == "int8" else Encoding.F32)
-        for message in make_update(self.fleet, self.node, ann.round, values, enc, self.samples,
-                                   ann.chunk_elements, self.key):
+        messages = make_update(self.fleet, self.node, ann.round, values, enc, self.samples,
+                               ann.chunk_elements, self.key)
+        for message in messages:
             self.publish_raw(message, ann)
+        self._last_sent = (ann, messages)
         self.rounds_sent.append(ann.round)
 
     def publish_raw(self, message: bytes, ann: RoundAnnouncement | None = None,
