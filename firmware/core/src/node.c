@@ -37,14 +37,6 @@ static void log_text(qn_node *nd, const char *s) {
     send_frame(nd, QN_FRAME_LOG, (const uint8_t *)s, strlen(s));
 }
 
-static void hex32(char *out, const uint8_t d[32]) {
-    static const char digits[] = "0123456789abcdef";
-    for (int i = 0; i < 32; i++) {
-        out[2 * i] = digits[d[i] >> 4];
-        out[2 * i + 1] = digits[d[i] & 15];
-    }
-    out[64] = '\0';
-}
 
 static size_t put_u32(char *out, uint32_t v) {
     char tmp[10];
@@ -197,6 +189,15 @@ static void send_update(qn_node *nd, uint32_t round, uint32_t chunk_elements) {
 }
 
 #if QN_MESH_MAX > 0
+static void hex32(char *out, const uint8_t d[32]) {
+    static const char digits[] = "0123456789abcdef";
+    for (int i = 0; i < 32; i++) {
+        out[2 * i] = digits[d[i] >> 4];
+        out[2 * i + 1] = digits[d[i] & 15];
+    }
+    out[64] = '\0';
+}
+
 static int mesh_index(const qn_config *cfg, const char *node) {
     for (int i = 0; i < cfg->mesh_n; i++)
         if (strcmp(cfg->mesh_ids[i], node) == 0) return i;
@@ -328,7 +329,7 @@ static void on_frame(qn_node *nd) {
     size_t pn = n - 2 - tl;
     const char *kind = topic + 8 + strlen(nd->cfg->fleet) + 1;   /* after "qora/v1/{fleet}/" */
     if (strncmp(topic, "qora/v1/", 8) != 0 || strncmp(topic + 8, nd->cfg->fleet, strlen(nd->cfg->fleet)) != 0 ||
-        tl < 8 + strlen(nd->cfg->fleet) + 2) {
+        tl < 8 + strlen(nd->cfg->fleet) + 2 || topic[8 + strlen(nd->cfg->fleet)] != '/') {
         nd->frames_bad++;
         return;
     }

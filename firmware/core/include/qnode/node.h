@@ -49,8 +49,8 @@ typedef struct {
     uint8_t mesh_n;                 /* 0 = aggregator mode; else nodes in the mesh (self included) */
     uint8_t mesh_method;            /* 0 trimmed mean, 1 krum */
     uint8_t mesh_f;                 /* trimmed per side / Krum's f */
-    char mesh_ids[QN_MESH_MAX][QN_ID_MAX + 1];
-    uint8_t mesh_keys[QN_MESH_MAX][32];
+    char mesh_ids[QN_MESH_MAX > 0 ? QN_MESH_MAX : 1][QN_ID_MAX + 1];   /* C99 has no empty arrays */
+    uint8_t mesh_keys[QN_MESH_MAX > 0 ? QN_MESH_MAX : 1][32];
     /* the local data shard */
     uint32_t m;
     const int32_t *X;               /* m x sizes[0] Q16.16 */
@@ -82,7 +82,7 @@ typedef struct {
     uint32_t frames_bad;
     /* mesh */
     uint32_t mesh_have;
-    uint8_t mesh_got[QN_MESH_MAX];
+    uint8_t mesh_got[QN_MESH_MAX > 0 ? QN_MESH_MAX : 1];
 } qn_node;
 
 /* The training seed of a round: round r's epoch e visits rows in qn_node_order(seed + r*E + e),
