@@ -1,5 +1,5 @@
-/* The node on QEMU virt (rv32imc): parse the config blob the harness loaded at 0x80400000
- * (link.ld), then run the portable node forever. There is no exit path: a test ends the
+/* The node on a QEMU board: parse the config blob the harness loaded at the board's config
+ * address (QN_CONFIG_ADDR_TEXT in board.h; link.ld), then run the portable node forever. There is no exit path: a test ends the
  * board by killing QEMU, as unplugging a real one. */
 #include <stdint.h>
 
@@ -18,9 +18,9 @@ int main(void) {
     if (st != 0) {
         /* qn_config_parse's errors are -1 .. -8 (config.c) */
         char code[3] = {'-', (char)('0' + (-st) % 10), '\0'};
-        sh_write0("qnode: no valid config blob at 0x80400000 (qn_config_parse error ");
+        sh_write0("qnode: no valid config blob at " QN_CONFIG_ADDR_TEXT " (qn_config_parse error ");
         sh_write0(code);
-        sh_write0("); load one with -device loader,file=node.blob,addr=0x80400000,force-raw=on\n");
+        sh_write0("); load one with -device loader,file=node.blob,addr=" QN_CONFIG_ADDR_TEXT ",force-raw=on\n");
         sh_exit(PORT_EXIT_CONFIG);
     }
     qn_node_init(&g_node, &board_hal, &g_cfg);

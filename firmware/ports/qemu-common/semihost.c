@@ -1,5 +1,4 @@
-/* ARM semihosting on M-profile: `bkpt 0xab`, r0 = operation, r1 = pointer to the argument
- * block, result in r0. */
+/* Semihosting operations for the QEMU boards, on the port's sh_call() trap. */
 #include "semihost.h"
 
 #include <string.h>
@@ -11,19 +10,12 @@ enum {
     SYS_WRITE = 0x05,
     SYS_READ = 0x06,
     SYS_RENAME = 0x0F,
-    SYS_EXIT_EXTENDED = 0x20
+    SYS_EXIT_EXTENDED = 0x20   /* SYS_EXIT (0x18) takes a reason, not a status, on 32-bit */
 };
 #define ADP_STOPPED_APPLICATION_EXIT 0x20026u
 /* SYS_OPEN modes are fopen's, by index: 1 = "rb", 5 = "wb" */
 #define OPEN_RB 1u
 #define OPEN_WB 5u
-
-static uint32_t sh_call(uint32_t op, const void *arg) {
-    register uint32_t r0 __asm__("r0") = op;
-    register const void *r1 __asm__("r1") = arg;
-    __asm__ __volatile__("bkpt 0xab" : "+r"(r0) : "r"(r1) : "memory");
-    return r0;
-}
 
 void sh_write0(const char *s) { (void)sh_call(SYS_WRITE0, s); }
 
@@ -39,7 +31,8 @@ void sh_write_hex(const char *label, uint32_t v) {
 void sh_exit(int status) {
     uint32_t block[2] = {ADP_STOPPED_APPLICATION_EXIT, (uint32_t)status};
     (void)sh_call(SYS_EXIT_EXTENDED, block);
-    for (;;) __asm__ __volatile__("wfi");   /* no debugger / semihosting: stop here */
+    for (;;) {   /* no semihosting (a debugger-less real board): stop here */
+    }
 }
 
 static int sh_open(const char *name, uint32_t mode) {
