@@ -239,8 +239,16 @@ def acl_text(fleet: str, aggregator_user: str) -> str:
     ])
 
 
-def conf_text(fleet: str, passwd: Path, acl: Path, port: int, bind_address: str | None) -> str:
+# Chunks of headroom per node in the aggregator's queue: a whole round's updates may arrive
+# faster than the aggregator takes them (docs/benchmarks.md: 1,000 nodes send ~3,000 chunks
+# in a quarter second; Mosquitto's default queue of 1,000 drops the rest and the round stalls).
+QUEUE_CHUNKS_PER_NODE = 16
+
+
+def conf_text(fleet: str, passwd: Path, acl: Path, port: int, bind_address: str | None,
+              n_nodes: int = 0) -> str:
     listener = f"listener {port}" + (f" {bind_address}" if bind_address else "")
+    queued = max(1000, QUEUE_CHUNKS_PER_NODE * n_nodes)
     return "\n".join([
         f"# Qora fleet {fleet}: run `mosquitto -c {passwd.parent / 'mosquitto.conf'}`,",
         "# or copy it into an include_dir of an existing broker (then drop the listener line if",
@@ -251,6 +259,9 @@ def conf_text(fleet: str, passwd: Path, acl: Path, port: int, bind_address: str 
         "allow_anonymous false",
         f"password_file {passwd}",
         f"acl_file {acl}",
+        "# the aggregator's session must hold a whole round of update chunks (16 per node);",
+        "# Mosquitto's default (1000) drops updates of fleets above ~300 nodes",
+        f"max_queued_messages {queued}",
         "",
     ])
 
@@ -356,7 +367,7 @@ def provision(fleet: str, nodes: Sequence[str], out_dir: str | Path, *,
     # 0640, not 0600: a broker started as root reads it as user mosquitto (see mosquitto.conf).
     _write(passwd_path, "".join(f"{u}:{hashes[u]}\n" for u in users), 0o640)
     _write(acl_path, acl_text(fleet, aggregator_user), 0o644)
-    _write(conf_path, conf_text(fleet, passwd_path, acl_path, port, bind_address), 0o644)
+    _write(conf_path, conf_text(fleet, passwd_path, acl_path, port, bind_address, len(keys)), 0o644)
     return ProvisionResult(fleet=fleet, out_dir=out, keys_path=keys_path, node_paths=node_paths,
                            passwd_path=passwd_path, acl_path=acl_path, conf_path=conf_path,
                            added=added, kept=kept)
