@@ -66,7 +66,10 @@ def test_passwd_acl_and_conf_text(tmp_path):
                    "user qora-aggregator", "topic readwrite qora/v1/f/#"]
     conf = [line for line in r.conf_path.read_text().splitlines() if not line.startswith("#")]
     assert conf == ["listener 11883 127.0.0.1", "allow_anonymous false",
-                    f"password_file {r.passwd_path}", f"acl_file {r.acl_path}"]
+                    f"password_file {r.passwd_path}", f"acl_file {r.acl_path}", "max_queued_messages 1000"]
+    # the aggregator's queue holds a whole round of a big fleet's update chunks
+    big = provision("big", [f"n{i}" for i in range(200)], tmp_path / "big")
+    assert "max_queued_messages 3200" in big.conf_path.read_text().splitlines()
     assert r.passwd_path.is_absolute() and r.mosquitto_command == f"mosquitto -c {r.conf_path}"
 
 
