@@ -28,6 +28,7 @@ def main() -> None:
     ap.add_argument("--out", required=True, type=Path)
     ap.add_argument("--byzantine", default="", help="comma-separated node ids that sign-flip")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--mesh", action="store_true", help="mesh mode: every node gets every node's id and key")
     args = ap.parse_args()
     keys = load_keys(args.fleet_dir / "keys.json")
     nodes = sorted(keys.nodes)
@@ -40,7 +41,8 @@ def main() -> None:
         cfg = NodeConfig(fleet=keys.fleet, node=node, key=keys.nodes[node],
                          X_q=native.to_q16(ds.X_train[idx].astype(np.float32))[0], y=ds.y_train[idx],
                          sizes=SIZES, epochs=EPOCHS, batch=BATCH, seed=1000 + i, lr_q=LR_Q,
-                         attack="sign_flip" if node in bad else "none")
+                         attack="sign_flip" if node in bad else "none",
+                         mesh=tuple((n, keys.nodes[n]) for n in nodes) if args.mesh else ())
         path = args.out / f"{node}.blob"
         path.write_bytes(cfg.blob())
         print(path)

@@ -25,50 +25,54 @@ pytestmark = [pytest.mark.mqtt, pytest.mark.hil]
 
 EMULATED = ["qemu-m4"] * 4 + ["qemu-rv32"] * 2
 POSIX = ["posix"] * 5
+# real boards, when attached: every scenario runs on them too (skipped, with the reason, otherwise)
+REAL = pytest.param([f"real:{p}" for p in real_ports()], id="real",
+                    marks=pytest.mark.skipif(not real_ports(), reason="no real boards: set QORA_HIL_PORTS="
+                                             "/dev/ttyUSB0,... (flashed with the blobs in QORA_HIL_BLOBS)"))
 
 
 def _rig(tmp_path, kinds, **kw) -> Rig:
     return Rig(tmp_path, list(kinds), **kw)
 
 
-@pytest.mark.parametrize("kinds", [POSIX, EMULATED], ids=["posix", "qemu-4xm4-2xrv32"])
+@pytest.mark.parametrize("kinds", [pytest.param(POSIX, id="posix"), pytest.param(EMULATED, id="qemu-4xm4-2xrv32"),
+                                   REAL])
 def test_one_round(tmp_path, kinds):
     with _rig(tmp_path, kinds) as rig:
         result = scenarios.one_round(rig)
     assert result["updates"] == len(kinds) and result["replayed"] == 1
 
 
-@pytest.mark.parametrize("kinds", [POSIX, EMULATED], ids=["posix", "qemu-4xm4-2xrv32"])
+@pytest.mark.parametrize("kinds", [pytest.param(POSIX, id="posix"), pytest.param(EMULATED, id="qemu-4xm4-2xrv32"),
+                                   REAL])
 def test_ten_rounds_with_a_byzantine_board(tmp_path, kinds):
-    with _rig(tmp_path, kinds, byzantine={len(kinds) - 1}) as rig:
+    with _rig(tmp_path, kinds, byzantine={len(kinds) - 1}) as rig:   # real boards: their blobs say who attacks
         result = scenarios.ten_rounds_with_a_byzantine_board(rig)
-    assert result["rounds"] >= 10 and result["banned"] == [f"b{len(kinds) - 1}"]
+        attackers = sorted(rig.nodes[i] for i in rig.byzantine)
+    assert result["rounds"] >= 10 and sorted(result["banned"]) == attackers
 
 
-@pytest.mark.parametrize("kinds", [POSIX, ["qemu-m4", "qemu-rv32", "qemu-m4"]], ids=["posix", "qemu"])
+@pytest.mark.parametrize("kinds", [pytest.param(POSIX, id="posix"),
+                                   pytest.param(["qemu-m4", "qemu-rv32", "qemu-m4"], id="qemu"), REAL])
 def test_board_reset_mid_round(tmp_path, kinds):
     with _rig(tmp_path, kinds) as rig:
         result = scenarios.board_reset_mid_round(rig)
     assert result["rounds"] >= 3
 
 
-@pytest.mark.parametrize("kinds", [POSIX[:3], ["qemu-m4", "qemu-rv32", "qemu-m4"]], ids=["posix", "qemu"])
+@pytest.mark.parametrize("kinds", [pytest.param(POSIX[:3], id="posix"),
+                                   pytest.param(["qemu-m4", "qemu-rv32", "qemu-m4"], id="qemu"), REAL])
 def test_garbage_on_the_line(tmp_path, kinds):
     with _rig(tmp_path, kinds) as rig:
         result = scenarios.garbage_on_the_line(rig)
     assert result["rounds"] >= 3
 
 
-@pytest.mark.parametrize("kinds", [POSIX[:4], ["qemu-m4", "qemu-m4", "qemu-rv32", "qemu-rv32"]],
-                         ids=["posix", "qemu"])
+@pytest.mark.parametrize("kinds", [pytest.param(POSIX[:4], id="posix"),
+                                   pytest.param(["qemu-m4", "qemu-m4", "qemu-rv32", "qemu-rv32"], id="qemu"), REAL])
 def test_mesh_round_among_four_boards_with_one_attacker(tmp_path, kinds):
     with _rig(tmp_path, kinds, mesh=True, byzantine={3}) as rig:
+        if not all(c.mesh for c in rig.configs.values()):
+            pytest.skip("the real boards' blobs are not mesh-provisioned (python -m hil.make_blobs --mesh)")
         result = scenarios.mesh_round(rig, rounds=2)
     assert result["boards"] == 3
-
-
-@pytest.mark.skipif(not real_ports(), reason="no real boards: set QORA_HIL_PORTS=/dev/ttyUSB0,... "
-                    "(flashed with QORA_HIL_BLOBS) to run the scenarios on hardware")
-def test_one_round_on_real_boards(tmp_path):
-    with _rig(tmp_path, [f"real:{p}" for p in real_ports()]) as rig:
-        scenarios.one_round(rig)
