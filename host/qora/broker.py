@@ -16,6 +16,8 @@ from typing import Any
 from qora.errors import QoraError
 from qora.mqtt_url import free_port, parse_broker_url
 
+log = logging.getLogger("qora.broker")
+
 __all__ = ["BrokerError", "EmbeddedBroker", "free_port", "parse_broker_url"]
 
 
@@ -30,6 +32,15 @@ def _quiet_amqtt() -> None:
         logger = logging.getLogger(name)
         if logger.level == logging.NOTSET:
             logger.setLevel(logging.WARNING)
+
+
+def _one_line_errors(loop: asyncio.AbstractEventLoop, context: dict) -> None:
+    """amqtt 0.11 lets some per-connection errors escape to the loop (e.g. iterating its
+    subscription table while another client subscribes); the client is dropped and reconnects.
+    One log line (INFO: it is recovered) instead of asyncio's traceback on the console."""
+    exc = context.get("exception")
+    log.info("embedded broker: %s%s", context.get("message", "error"),
+                f" ({type(exc).__name__}: {exc})" if exc else "")
 
 
 class EmbeddedBroker:
@@ -143,6 +154,7 @@ class EmbeddedBroker:
         from amqtt.broker import Broker
 
         self._loop = asyncio.get_running_loop()
+        self._loop.set_exception_handler(_one_line_errors)
         self._stop_event = asyncio.Event()
         broker = Broker(self._config())
         # Connections are accepted here and handed to amqtt, not by amqtt's own listener, so
