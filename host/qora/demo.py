@@ -213,7 +213,8 @@ def _plot(result: DemoResult, path: Path) -> Path:
 
     fig, ax = plt.subplots(figsize=(7, 4))
     for run in result.runs:
-        ax.plot(range(1, len(run.accuracy) + 1), run.accuracy, marker="o", label=f"{run.method} ({run.fleet})")
+        name = "fedavg (no defence)" if run.method == "fedavg" else f"{run.method} + reputation"
+        ax.plot(range(1, len(run.accuracy) + 1), run.accuracy, marker="o", label=name)
     c = result.config
     ax.set_title(f"{c.nodes} nodes over MQTT, {c.byzantine} Byzantine ({c.attack}), {c.mode}")
     ax.set_xlabel("round")
