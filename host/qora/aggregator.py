@@ -26,7 +26,7 @@ import numpy as np
 
 from qora import native, robust
 from qora.errors import InvalidInput, InvalidType
-from qora.methods import AggregationMethod, MethodSpec, exact_fraction, parse_method, trim_count
+from qora.methods import AggregationMethod, exact_fraction, parse_method, trim_count
 from qora.preaggregation import Step, parse_step
 from qora.report import RoundReport
 from qora.reputation import ReputationManager

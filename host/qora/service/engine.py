@@ -26,7 +26,7 @@ from qora.errors import QoraError
 from qora.protocol import (PENALIZED_REASONS, LedgerHead, ProtocolError, RoundAnnouncement,
                            check_update, decode_update, ledger_topic, make_model_chunks, model_digest,
                            model_topic, parse_topic, round_topic)
-from qora.service.compute import (RoundInput, assemble_input, compute_round, input_digest,
+from qora.service.compute import (RoundInput, compute_round, input_digest,
                                   reputation_scores, tensor_bytes, tensor_from_bytes)
 from qora.service.config import FleetConfig
 from qora.service.ledger import GENESIS, RECORD_FORMAT, Signer, canonical, record_hash, sha256

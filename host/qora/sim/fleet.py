@@ -17,14 +17,14 @@ import multiprocessing as mp
 import zlib
 import queue
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from qora.errors import InvalidInput
 from qora.mqtt_url import parse_broker_url
-from qora.protocol import Encoding, RoundAnnouncement, make_update, update_topic
+from qora.protocol import Encoding, RoundAnnouncement, make_update
 from qora.provision import load_node_credentials
 from qora.sim import attacks as attack_lib
 from qora.sim import data as data_lib
@@ -121,7 +121,7 @@ def _honest(client: Client, seed: int):
     return compute
 
 
-def _mischief(node: MqttNode, others: list[str], key_of_other: bytes | None):
+def _mischief(node: MqttNode, others: list[str]):
     """Invalid messages after each real update: replay, forged sender, NaN values."""
     last: dict[str, bytes] = {}
 
@@ -170,7 +170,7 @@ def run_nodes(spec: FleetSpec, ids: list[str], stop: threading.Event | mp.synchr
             node = MqttNode(addr, fleet, node_id, cred.key, compute, jobs.put, samples=max(1, client.n_samples),
                             encoding=spec.encoding, protocol=spec.mqtt_version)
             if node_id == spec.mischief:
-                after = _mischief(node, [n for n in spec.nodes if n != node_id], None)
+                after = _mischief(node, [n for n in spec.nodes if n != node_id])
                 inner = node.compute
 
                 def compute_and_mischief(params, ann, inner=inner, after=after, node=node):
