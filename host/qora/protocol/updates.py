@@ -7,7 +7,6 @@ stays for the service is per node and round: replay, conflict, inconsistent.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from collections.abc import Mapping
 
@@ -50,7 +49,9 @@ def decode_update(message: bytes, *, fleet: str, topic_node: str, keys: Mapping[
     if not verify_tag(key, payload, tag):
         raise ProtocolError("bad_tag", f"expected the HMAC-SHA256 tag under the key of {chunk.node!r}, "
                                        f"got {tag[:4].hex()}..., which does not match")
-    return dataclasses.replace(chunk, tag=tag)
+    # the chunk was validated by decode(); replace() would validate every field again
+    object.__setattr__(chunk, "tag", bytes(tag))
+    return chunk
 
 
 def check_update(chunk: UpdateChunk, ann: RoundAnnouncement) -> np.ndarray:

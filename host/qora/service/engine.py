@@ -120,6 +120,8 @@ class RoundEngine:
         self.rejects_total: Counter = Counter()  # since start
         self.rounds_closed = 0
         self._in_intake = False
+        self._ann: RoundAnnouncement | None = None
+        self._ann_key: tuple | None = None
 
     def _check_model(self, values: np.ndarray) -> None:
         want = np.int32 if self.config.mode == "q16_16" else np.float32
@@ -199,6 +201,14 @@ class RoundEngine:
         return self.state_publications()
 
     def announcement(self) -> RoundAnnouncement:
+        # built once per round state: every incoming chunk is checked against it, and its model
+        # digest (SHA-256 of the whole model) is not free
+        key = (self.round, self.version_in, self.deadline, id(self.model))
+        if self._ann_key != key:
+            self._ann, self._ann_key = self._build_announcement(), key
+        return self._ann
+
+    def _build_announcement(self) -> RoundAnnouncement:
         c = self.config
         n_chunks = math.ceil(self.model.size / c.chunk_elements)
         return RoundAnnouncement(
