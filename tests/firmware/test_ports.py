@@ -50,6 +50,7 @@ from qora.nodeconfig import NodeConfig, round_seed
 from qora.protocol import (
     Encoding,
     RoundAnnouncement,
+    Status,
     make_model_chunks,
     make_update,
     model_topic,
@@ -280,7 +281,8 @@ def expected_update(shard, round_: int, version: int) -> list[bytes]:
 
 
 def update_frames(frames) -> list[bytes]:
-    return [parse_publish(f.content)[1] for f in frames if f.type == PUBLISH]
+    """The update messages among the board's PUBLISH frames (it also publishes its STATUS)."""
+    return [p for t, p in (parse_publish(f.content) for f in frames if f.type == PUBLISH) if "/update/" in t]
 
 
 # ---- the tests -----------------------------------------------------------------------------------
@@ -292,6 +294,9 @@ def test_boots_and_says_hello(kind, images, blob, boards, tmp_path):
     hello = next(f for f in frames if f.type == HELLO)
     assert cbor2.loads(hello.content) == {0: 1, 2: FLEET, 3: NODE, 25: "qnode/1"}
     assert logs(frames)[0] == f"boot {NODE} last sent round 0"
+    # and says it is online (retained through the gateway), byte-identical to the host's STATUS
+    status = [parse_publish(f.content) for f in frames if f.type == PUBLISH]
+    assert status == [(f"qora/v1/{FLEET}/status/{NODE}", Status(fleet=FLEET, node=NODE, online=True).encode())]
     # a gateway that restarts asks again
     b.send(encode_frame(ASK_HELLO, b""))
     b.expect(lambda fs: sum(f.type == HELLO for f in fs) == 2, what="a second HELLO")

@@ -83,7 +83,11 @@ void qn_node_init(qn_node *nd, const qn_hal *hal, const qn_config *cfg) {
         nd->st.magic = PERSIST_MAGIC;
     }
     send_hello(nd);
-    char msg[96] = "boot ";
+    /* seen online (retained, through the gateway); the gateway's will says offline */
+    char topic[QN_ID_MAX * 2 + 32];
+    size_t sn = qn_status_encode(g_msg, sizeof g_msg, cfg->fleet, cfg->node, 1);
+    if (sn && qn_topic(topic, sizeof topic, cfg->fleet, "status", cfg->node)) publish(nd, topic, g_msg, sn);
+    char msg[5 + QN_ID_MAX + 17 + 10 + 1] = "boot ";   /* + node id + text + a u32 + NUL */
     size_t k = strlen(msg);
     memcpy(msg + k, cfg->node, strlen(cfg->node) + 1);
     k = strlen(msg);
