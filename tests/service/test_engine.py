@@ -226,3 +226,26 @@ def test_a_second_aggregator_on_the_same_store_is_refused(tmp_path):
         fleet.engine()
     first.store.close()
     fleet.engine().store.close()   # free again once the first one is gone
+
+
+def test_a_node_resending_a_chunk_whose_stored_copy_no_longer_validates_is_taken(tmp_path):
+    # n0's chunk 0 is stored, then the fleet is re-provisioned (n0 has a new key) and the
+    # aggregator restarts: the stored copy is left out, so the chunk n0 sends again under its
+    # new key must be accepted, not crash the intake on the store's primary key
+    fleet = make_fleet(tmp_path)
+    engine = fleet.engine()
+    engine.start()
+    engine.handle(topic("n0"), messages(fleet, "n0", 1, update_values(0, 1))[0])
+    engine.store.close()
+    fleet.keys = {**fleet.keys, "n0": bytes(range(32))}
+    again = fleet.engine()
+    again.start()
+    assert again.pending == {}
+    for m in messages(fleet, "n0", 1, update_values(0, 1)):
+        with again.intake():
+            assert again.handle(topic("n0"), m).accepted
+    assert again.complete_nodes() == ["n0"]
+    again.store.close()
+    third = fleet.engine()
+    third.start()
+    assert third.complete_nodes() == ["n0"]   # what was stored is the accepted copy

@@ -169,7 +169,11 @@ class Store:
 
     # ---- accepted update chunks -----------------------------------------------------
     def put_chunk(self, round_: int, node: str, idx: int, message: bytes, received_at: float) -> None:
-        self._exec("INSERT INTO chunks (round, node, idx, message, received_at) VALUES (?, ?, ?, ?, ?)",
+        # a row can be there already only if it was left out on restart (it no longer
+        # validated, e.g. the node was re-keyed): the accepted copy replaces it
+        self._exec("INSERT INTO chunks (round, node, idx, message, received_at) VALUES (?, ?, ?, ?, ?) "
+                   "ON CONFLICT (round, node, idx) DO UPDATE SET message = excluded.message, "
+                   "received_at = excluded.received_at",
                    (round_, node, idx, message, received_at))
 
     def chunks(self, round_: int) -> Iterator[tuple[str, int, bytes]]:
