@@ -249,3 +249,29 @@ def test_a_node_resending_a_chunk_whose_stored_copy_no_longer_validates_is_taken
     third = fleet.engine()
     third.start()
     assert third.complete_nodes() == ["n0"]   # what was stored is the accepted copy
+
+
+def test_rejects_from_names_that_are_not_ours_are_counted_under_one_row(tmp_path):
+    fleet = make_fleet(tmp_path)
+    engine = fleet.engine()
+    engine.start()
+    for i in range(50):  # an outsider inventing senders must not grow the store or the ledger
+        engine.handle(topic(f"made-up-{i}"), b"\xff")
+    assert engine.store.rejects(1) == {("malformed", "?"): 50}
+
+
+def test_a_store_keeps_its_numeric_mode_and_its_open_rounds_chunking(tmp_path):
+    fleet = make_fleet(tmp_path)
+    engine = fleet.engine()
+    engine.start()
+    for m in messages(fleet, "n0", 1, update_values(0, 1)):
+        engine.handle(topic("n0"), m)
+    engine.store.close()
+    with pytest.raises(Exception, match="cannot switch to float32"):
+        fleet.engine(mode="float32", init=update_values(0, 0, mode="float32"))
+    with pytest.raises(Exception, match="finish it before changing chunk_elements"):
+        fleet.engine(chunk_elements=64)
+    again = fleet.engine(trim_fraction=0.4)          # aggregation settings may change
+    again.start()
+    assert again.complete_nodes() == ["n0"]
+    again.store.close()

@@ -98,9 +98,17 @@ class RoundEngine:
             old = FleetConfig.from_json(stored.decode())
             if old.fleet != config.fleet:
                 raise QoraError(f"{store.path} belongs to fleet {old.fleet!r}, not {config.fleet!r}")
+            if old.mode != config.mode:
+                raise QoraError(f"{store.path} holds a {old.mode} fleet; its models and ledger cannot "
+                                f"switch to {config.mode} (start a new store)")
+            last = store.last_round()
+            if old.chunk_elements != config.chunk_elements and last is not None and last.state == "open" \
+                    and any(True for _ in store.chunks(last.round)):
+                raise QoraError(f"round {last.round} is open with updates chunked by {old.chunk_elements}; "
+                                f"finish it before changing chunk_elements to {config.chunk_elements}")
             if old.aggregation_params() != config.aggregation_params() or old.layout != config.layout:
-                log.warning("fleet settings changed from %s to %s; they apply from the next round",
-                            old.to_json(), config.to_json())
+                log.warning("fleet settings changed from %s to %s; they apply from the open round on "
+                            "(each ledger record carries its own)", old.to_json(), config.to_json())
         store.set_meta("config", config.to_json().encode())
         store.set_meta("public_key", signer.public_key)
         self.config = config
@@ -298,7 +306,9 @@ class RoundEngine:
     def _reject(self, v: Verdict) -> None:
         self.rejects[v.reason] += 1
         self.rejects_total[v.reason] += 1
-        self.store.add_reject(self.round, v.reason, v.node or "?")
+        # counted under the claimed sender only when it is one of ours: otherwise anyone able to
+        # publish could grow the store and every ledger record with made-up names
+        self.store.add_reject(self.round, v.reason, v.node if v.node in self.keys else "?")
         log.info(json.dumps({"event": "reject", "fleet": self.config.fleet, "round": self.round,
                              "node": v.node, "reason": v.reason, "detail": v.detail}))
 
