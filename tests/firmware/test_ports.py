@@ -259,12 +259,12 @@ def model(version: int) -> np.ndarray:
     return rng.integers(-20000, 20000, N_PARAMS).astype(np.int32)
 
 
-def send_round(board: Board, round_: int, version: int) -> None:
+def send_round(board: Board, round_: int, version: int, chunk_elements: int = 0) -> None:
     params = model(version)
-    chunks = make_model_chunks(FLEET, version, params, "q16_16", CHUNK_ELEMENTS)
+    chunks = make_model_chunks(FLEET, version, params, "q16_16", chunk_elements or CHUNK_ELEMENTS)
     ann = RoundAnnouncement(fleet=FLEET, round=round_, version=version, digest=chunks[0].digest,
                             deadline=int(time.time()) + 600, method="trimmed_mean", mode="q16_16",
-                            chunk_elements=CHUNK_ELEMENTS, quorum=1, elements=N_PARAMS,
+                            chunk_elements=chunk_elements or CHUNK_ELEMENTS, quorum=1, elements=N_PARAMS,
                             layout=SIZES, model_chunks=len(chunks))
     board.publish(round_topic(FLEET), ann.encode())
     for c in chunks:
@@ -314,6 +314,19 @@ def test_update_is_byte_identical_to_the_host_replay(kind, images, blob, shard, 
     assert update_frames(frames) == want
     b.expect(lambda fs: "sent round 5" in logs(fs), what="the 'sent round' LOG")
     print(f"\n{kind}: boot to update {t1 - b.started:.2f} s, ROUND to update {t1 - t0:.2f} s")
+
+
+def test_a_round_the_board_cannot_serve_is_refused_not_half_done(images, blob, shard, boards, tmp_path):
+    b = boot(boards, "posix", images, tmp_path / "board", blob)
+    b.expect(lambda fs: any(f.type == HELLO for f in fs), what="HELLO")
+    send_round(b, round_=2, version=1, chunk_elements=4096)          # chunks beyond its buffers
+    send_round(b, round_=5_000_000, version=1)                       # a round that would end all later ones
+    frames = b.expect(lambda fs: sum("round refused" in line for line in logs(fs)) >= 2, what="two refusals")
+    assert not update_frames(frames) and not any(line.startswith("sent round") for line in logs(frames))
+    send_round(b, round_=3, version=2)                               # a sane round still works
+    want = expected_update(shard, 3, 2)
+    frames = b.expect(lambda fs: len(update_frames(fs)) >= len(want), what="the update chunks")
+    assert update_frames(frames) == want
 
 
 @pytest.mark.parametrize("kind", TARGETS)

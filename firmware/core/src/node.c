@@ -282,7 +282,7 @@ static void maybe_train(qn_node *nd) {
     }
     uint32_t round = nd->ann.round;
     compute_delta(nd, round);
-    send_update(nd, round, nd->ann.chunk_elements ? nd->ann.chunk_elements : 1024);
+    send_update(nd, round, nd->ann.chunk_elements);
     nd->st.last_sent_round = round;
     nd->rounds_sent++;
     save(nd);
@@ -306,6 +306,20 @@ static void on_round(qn_node *nd, const uint8_t *p, size_t n) {
     qn_round a;
     if (qn_round_decode(p, n, &a) != QN_OK || strcmp(a.fleet, nd->cfg->fleet) != 0 || a.mode != 0 ||
         a.elements != n_params(nd->cfg)) {
+        nd->frames_bad++;
+        return;
+    }
+    /* what this board cannot do, it must not half do: a chunk size its buffers cannot hold
+     * (the round would be marked sent with nothing sent), a mesh round of more chunks than its
+     * 32-bit bookkeeping, or a round so far ahead that it would end all later rounds (a
+     * misconfigured broker or gateway could deliver one) */
+    if (a.chunk_elements == 0 || a.chunk_elements > QN_CHUNK_MAX ||
+        (nd->cfg->mesh_n && (a.elements + a.chunk_elements - 1) / a.chunk_elements > 32) ||
+        (a.round > nd->st.last_sent_round && a.round - nd->st.last_sent_round > QN_ROUND_JUMP_MAX)) {
+        if (nd->refused_round != a.round) {
+            nd->refused_round = a.round;
+            log_text(nd, "round refused: chunk size or round number outside what this board accepts");
+        }
         nd->frames_bad++;
         return;
     }

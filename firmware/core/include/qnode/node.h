@@ -21,6 +21,12 @@
 #define QN_MESH_MAX 8
 #endif
 #define QN_RX_MAX (16384 + 512)
+/* The largest chunk (elements) a node encodes: 4 KiB of Q16.16, the protocol's default. */
+#define QN_CHUNK_MAX 1024u
+/* A ROUND further than this above the last round sent is refused (it would end every later round). */
+#ifndef QN_ROUND_JUMP_MAX
+#define QN_ROUND_JUMP_MAX 1000000u
+#endif
 #define QN_FIRMWARE "qnode/1"
 
 typedef struct {
@@ -80,6 +86,7 @@ typedef struct {
     int model_ready;                /* global holds ann.version, digest checked */
     uint32_t rounds_sent;
     uint32_t frames_bad;
+    uint32_t refused_round;         /* the last ROUND refused (logged once) */
     /* mesh */
     uint32_t mesh_have;
     uint8_t mesh_got[QN_MESH_MAX > 0 ? QN_MESH_MAX : 1];
