@@ -28,7 +28,7 @@ from qora.provision import load_keys, provision
 from qora.service import AggregatorService, FleetConfig, RoundEngine, Signer, Store, verify_store
 from qora.service.compute import assemble_input, tensor_from_bytes
 from qora.sim import data as data_lib
-from qora.sim.fixed import Q16Model
+from qora.sim.fixed import Q16Model, mul_q16, sub_q16
 from qora.sim.models import make_model
 
 SIZES = (64, 10)          # softmax regression: fast enough for emulated boards
@@ -185,12 +185,10 @@ class Rig:
         cfg = self.configs[node]
         local = Q16Model(SIZES).train_node(model_in, cfg.X_q, cfg.y, cfg.epochs, cfg.batch, cfg.lr_q,
                                            round_seed(cfg.seed, round_, cfg.epochs))
-        delta = np.clip(local.astype(np.int64) - model_in.astype(np.int64), -2**31, 2**31 - 1)
+        delta = sub_q16(local, model_in)
         if cfg.attack == "sign_flip":
-            p = delta * -cfg.attack_scale
-            mag = (np.abs(p) + 32768) >> 16          # rnd16: half away from zero, on magnitudes
-            delta = np.clip(np.sign(p) * mag, -2**31, 2**31 - 1)
-        return delta.astype(np.int32)
+            delta = mul_q16(delta, -cfg.attack_scale)   # node.c: qora_q16_mul(d, -attack_scale)
+        return delta
 
     def check_replay(self) -> dict:
         """Every stored update equals the host's replay; every aggregate replays bit for bit."""

@@ -84,6 +84,7 @@ def mesh_round(rig: Rig, rounds: int = 2) -> dict:
     from qora.protocol import RoundAnnouncement, make_model_chunks, model_digest, model_topic, round_topic
     from qora.mqtt_client import make_client
     from qora.mqtt_url import parse_broker_url
+    from qora.service.compute import apply_model
 
     # the bootstrapper: announce round 1 on the initial model (retained), then step back
     client = make_client(parse_broker_url(rig.broker), f"{rig.fleet}-bootstrap")
@@ -103,7 +104,7 @@ def mesh_round(rig: Rig, rounds: int = 2) -> dict:
     for r in range(1, rounds + 1):
         deltas = np.stack([rig.expected_update(n, r, model) for n in rig.nodes])
         agg = native.trimmed_mean(deltas, 1, mode="q16_16").raw
-        model = np.clip(model.astype(np.int64) + agg, -2**31, 2**31 - 1).astype(np.int32)
+        model = apply_model(model, agg, "q16_16")
     want = model_digest(model, "q16_16").hex()
     honest = [b for i, b in enumerate(rig.boards) if i not in rig.byzantine]
     end = time.monotonic() + 60 + 30 * rounds

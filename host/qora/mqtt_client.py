@@ -57,12 +57,23 @@ def probe_protocol(address: BrokerAddress, timeout: float = 3.0) -> MQTTProtocol
     return MQTTProtocolVersion.MQTTv5 if result.get("ok") else MQTTProtocolVersion.MQTTv311
 
 
+_probed: dict[tuple[str, int, bool], tuple[float, MQTTProtocolVersion]] = {}
+_probe_lock = threading.Lock()
+PROBE_TTL_S = 30.0   # a short memory: another broker may take the port later
+
+
 def resolve_protocol(address: BrokerAddress, version: str | MQTTProtocolVersion | None) -> MQTTProtocolVersion:
-    """"5", "3.1.1", or "auto"/None (ask the broker)."""
+    """"5", "3.1.1", or "auto"/None (ask the broker — once per broker and process: a simulated
+    fleet's hundreds of clients would otherwise each open a probe connection first)."""
     if isinstance(version, MQTTProtocolVersion):
         return version
     if version in (None, "auto"):
-        return probe_protocol(address)
+        key = (address.host, address.port, address.tls)
+        with _probe_lock:
+            seen = _probed.get(key)
+            if seen is None or time.monotonic() - seen[0] > PROBE_TTL_S:
+                seen = _probed[key] = (time.monotonic(), probe_protocol(address))
+            return seen[1]
     if version == "5":
         return MQTTProtocolVersion.MQTTv5
     if version in ("3.1.1", "3"):

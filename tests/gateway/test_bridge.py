@@ -139,6 +139,29 @@ def test_a_board_is_bridged_both_ways_and_kept_to_its_own_topics(fleet, observer
         client.publish(f"qora/v1/{fleet}/model/0", b"", retain=True)
 
 
+def test_a_hello_of_another_protocol_version_or_malformed_binds_nothing(fleet, observer):
+    client, got = observer
+    board = ScriptedBoard()
+    gw = Gateway([board.url], BROKER).start()
+    try:
+        board.accept()
+        assert eventually(lambda: any(f.type == ASK_HELLO for f in board.frames), board)
+        board.send(encode_frame(HELLO, cbor2.dumps({0: 2, 2: fleet, 3: "n1", 25: "test"})))   # version 2
+        board.send(encode_frame(HELLO, cbor2.dumps({0: 1, 2: fleet, 3: "bad id!", 25: "test"})))
+        board.send(encode_frame(HELLO, b"\xff\xfe"))                                          # not CBOR
+        board.send(encode_frame(PUBLISH, publish_content(f"qora/v1/{fleet}/update/n1", b"early")))
+        link = gw.links[0]
+        assert eventually(lambda: link.stats.refused >= 4, board)
+        assert link.stats.node is None and link.stats.hellos == 0
+        # a board that publishes before any HELLO was accepted is asked who it is
+        assert eventually(lambda: sum(f.type == ASK_HELLO for f in board.frames) >= 2, board)
+        board.pump(0.5)
+        assert not got
+    finally:
+        gw.stop()
+        board.close()
+
+
 def test_noise_and_a_board_reset_lose_no_valid_frame(fleet, observer):
     client, got = observer
     board = ScriptedBoard()

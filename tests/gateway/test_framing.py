@@ -67,3 +67,17 @@ def test_wire_format_is_type_content_crc_in_cobs():
     body = bytes([PUBLISH]) + publish_content("qora/v1/f/update/n", b"\x01\x00\x02")
     assert encode_frame(PUBLISH, body[1:]) == cobs_encode(body + struct.pack("<I", zlib.crc32(body))) + b"\x00"
     assert parse_publish(body[1:]) == ("qora/v1/f/update/n", b"\x01\x00\x02")
+
+
+def test_publish_frames_outside_the_limits_are_refused_by_name():
+    import pytest
+
+    for content, what in [(b"\x00", "shorter than its topic length"),
+                          (publish_content("", b"x"), "topic length must be 1..254"),
+                          (publish_content("t" * 255, b"x"), "topic length must be 1..254"),
+                          (publish_content("q/t", b""), "payload must be 1..16384"),
+                          (publish_content("q/t", b"x" * 16385), "payload must be 1..16384"),
+                          (b"\x09\x00q/t", "runs past the frame")]:
+        with pytest.raises(ValueError, match=what):
+            parse_publish(content)
+    assert parse_publish(publish_content("t" * 254, b"x" * 16384))[0] == "t" * 254

@@ -25,6 +25,32 @@ def demo_broker(request):
     return ["--broker", f"mqtt://127.0.0.1:{broker.address.port}"]
 
 
+def retained_topics(pattern: str, wait: float = 1.0) -> list[str]:
+    """Topics with a retained message on the shared broker (1883) matching ``pattern``."""
+    import threading
+    import time
+
+    import paho.mqtt.client as mqtt
+
+    seen: list[str] = []
+    lock = threading.Lock()
+
+    def on_message(client, userdata, msg):
+        if msg.retain and msg.payload:
+            with lock:
+                seen.append(msg.topic)
+
+    c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
+    c.on_message = on_message
+    c.connect("127.0.0.1", 1883)
+    c.loop_start()
+    c.subscribe(pattern, qos=1)
+    time.sleep(wait)
+    c.loop_stop()
+    c.disconnect()
+    return sorted(set(seen))
+
+
 def run_demo(args: list[str], timeout: float = 180) -> tuple[int, str]:
     """``python -m qora.cli demo ARGS`` in its own process group: on a timeout the demo and the node
     processes it spawned are killed together."""
@@ -63,3 +89,7 @@ def test_qora_demo_runs_to_the_end(demo_broker, tmp_path):
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and plot.stat().st_size > 5000
     for fleet in DEMO_FLEETS:
         assert len(list((out / "work").glob(f"{fleet}-*.db"))) == 1   # one store per fleet (run-tagged name)
+    if demo_broker:   # a shared broker keeps nothing of the run: no retained state of its fleets
+        tag = next((out / "work").glob("demo-robust-*.db")).stem.rsplit("-", 1)[1]
+        left = [t for t in retained_topics("qora/v1/#") if t.split("/")[2].endswith(f"-{tag}")]
+        assert left == [], left

@@ -129,6 +129,7 @@ class RoundEngine:
         self.rounds_closed = 0
         self._in_intake = False
         self._ann: RoundAnnouncement | None = None
+        self._active: tuple[int, list[str]] | None = None   # (round, active nodes)
         self._ann_key: tuple | None = None
 
     def _check_model(self, values: np.ndarray) -> None:
@@ -317,13 +318,18 @@ class RoundEngine:
         return sorted(n for n, p in self.pending.items() if p.complete)
 
     def active_nodes(self) -> list[str]:
-        """Provisioned nodes that are not banned (those a round waits for)."""
-        state = self.store.reputation(self.round - 1)
-        banned = set()
-        if state is not None:
-            threshold = self.config.ban_threshold
-            banned = {n for n, s in reputation_scores(state).items() if s < threshold}
-        return sorted(n for n in self.keys if n not in banned)
+        """Provisioned nodes that are not banned (those a round waits for).
+
+        Read from the reputation stored after the previous round, which cannot change while
+        this round is open: computed once per round, not on every turn of the service loop."""
+        if self._active is None or self._active[0] != self.round:
+            state = self.store.reputation(self.round - 1)
+            banned = set()
+            if state is not None:
+                threshold = self.config.ban_threshold
+                banned = {n for n, s in reputation_scores(state).items() if s < threshold}
+            self._active = (self.round, sorted(n for n in self.keys if n not in banned))
+        return self._active[1]
 
     def due(self) -> bool:
         if not self.is_open:

@@ -142,25 +142,20 @@ class AggregatorService:
 
     def _handle_batch(self, msgs: list) -> None:
         """One SQLite commit for the burst; the acks go out only after it."""
-        ours = [m for m in msgs if self._ours(m.topic)]
-        self.ignored += len(msgs) - len(ours)
+        ours, foreign = [], []
+        for m in msgs:
+            (ours if self._ours(m.topic) else foreign).append(m)
+        self.ignored += len(foreign)
         with self.engine.intake():
             verdicts = [self.engine.handle(m.topic, bytes(m.payload)) for m in ours]
-        for msg in msgs:
-            if msg.qos > 0 and not self._ours(msg.topic):
+        for msg in foreign:
+            if msg.qos > 0:
                 self._client.ack(msg.mid, msg.qos)
         for msg, verdict in zip(ours, verdicts):
             if self.metrics:
                 self.metrics.message(verdict)
             if msg.qos > 0:
                 self._client.ack(msg.mid, msg.qos)
-
-    def _handle(self, msg) -> None:
-        verdict = self.engine.handle(msg.topic, bytes(msg.payload))
-        if self.metrics:
-            self.metrics.message(verdict)
-        if msg.qos > 0:
-            self._client.ack(msg.mid, msg.qos)  # only now: the chunk is stored (or rejected)
 
     def _publish_state(self) -> None:
         """Model chunks, ledger head and round announcement, retained (QoS 1)."""
@@ -198,10 +193,13 @@ class AggregatorService:
                       last_closed=self.last_closed, rejects_total=dict(e.rejects_total))
 
     def _report(self) -> None:
+        if not (self.on_status or self.metrics):
+            return
+        status = self.status()
         if self.on_status:
-            self.on_status(self.status())
+            self.on_status(status)
         if self.metrics:
-            self.metrics.status(self.status())
+            self.metrics.status(status)
 
 
 def rejects_line(rejects: dict[str, int]) -> str:

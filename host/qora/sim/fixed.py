@@ -61,6 +61,16 @@ def _sat32(v: np.ndarray) -> np.ndarray:
     return np.clip(v, I32_MIN, I32_MAX)
 
 
+def mul_q16(a: np.ndarray, b: int | np.ndarray) -> np.ndarray:
+    """Elementwise Q16.16 multiply: sat32(rnd16(a * b)), as qora_q16_mul in C (int32 out)."""
+    return _sat32(_rnd16(np.asarray(a, np.int64) * np.asarray(b, np.int64))).astype(np.int32)
+
+
+def sub_q16(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Elementwise saturating a - b on Q16.16 int32 (a node's delta = local - global)."""
+    return _sat32(np.asarray(a, np.int64) - np.asarray(b, np.int64)).astype(np.int32)
+
+
 def _div_round(num: np.ndarray, den: int | np.ndarray) -> np.ndarray:
     """num / den rounded half away from zero (den > 0): q16.div_round_i64 elementwise."""
     mag = np.abs(num)

@@ -87,8 +87,8 @@ class _Colluders:
         self.n_total = len(spec.nodes)
         self._lock = threading.Lock()
         self._cache: dict[tuple[str, int], dict[str, np.ndarray]] = {}
-        ds_classes = 10
-        self.labels = {n: self.attack.poison_labels(clients[n].y, ds_classes, self.rng)
+        n_classes = clients[self.members[0]].model.n_classes if self.members else 0
+        self.labels = {n: self.attack.poison_labels(clients[n].y, n_classes, self.rng)
                        for n in self.members} if self.attack.data_level else {}
 
     def update_for(self, fleet: str, node: str, params: np.ndarray, ann: RoundAnnouncement) -> np.ndarray:
